@@ -1,0 +1,556 @@
+"""`Layer`: Keras's layer contract on a `torch.nn.Module`.
+
+A layer holds state (weights) and logic (``call``). It builds lazily: the first call
+hands the input's shape to ``build``, which returns the sizes of the named axes of the
+layer's ``LAYOUT``; ``Layer`` then creates the parameters on the input's device, locks
+the layer and removes its build hook. ``input_shape=`` (or ``input_dim=``) in the
+constructor builds at once.
+
+It stays a plain PyTorch module: ``.to()``, ``state_dict()``, ``parameters()``,
+``torch.compile(fullgraph=True)`` work as usual on a built layer.
+"""
+
+from __future__ import annotations
+
+import inspect
+import re
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any, ClassVar
+
+import numpy as np
+import torch
+from torch import nn
+
+from . import constraints, initializers, regularizers
+from .errors import (
+    ArgumentError,
+    ArgumentTypeError,
+    InputDeviceError,
+    InputDtypeError,
+    InputShapeError,
+    NotBuiltError,
+    WeightNameError,
+    WeightShapeError,
+)
+from .layout import Weight
+
+__all__ = ["InputSpec", "Layer", "Shape", "apply_constraints", "clear_session", "get_layer_class"]
+
+Shape = tuple[int | None, ...]
+
+_FLOAT_DTYPES = (torch.float16, torch.bfloat16, torch.float32, torch.float64)
+_LAYER_CLASSES: dict[str, type[Layer]] = {}
+_NAME_COUNTS: dict[str, int] = {}
+
+
+def clear_session() -> None:
+    """Reset the default-name counters, so the next ``Dense()`` is called ``dense`` again."""
+    _NAME_COUNTS.clear()
+
+
+def get_layer_class(class_name: str) -> type[Layer]:
+    """The `Layer` subclass registered under ``class_name`` (every subclass registers itself)."""
+    try:
+        return _LAYER_CLASSES[class_name]
+    except KeyError:
+        raise ArgumentError(
+            f"`class_name` must be a known xlayers layer, one of {sorted(_LAYER_CLASSES)}. "
+            f"Received: class_name={class_name!r}."
+        ) from None
+
+
+def _snake_case(name: str) -> str:
+    name = re.sub(r"(.)([A-Z][a-z]+)", r"\1_\2", name)
+    return re.sub(r"([a-z0-9])([A-Z])", r"\1_\2", name).lower()
+
+
+def _unique_name(prefix: str) -> str:
+    count = _NAME_COUNTS.get(prefix, 0)
+    _NAME_COUNTS[prefix] = count + 1
+    return prefix if count == 0 else f"{prefix}_{count}"
+
+
+def _dtype_from(dtype: Any, owner: str) -> torch.dtype | None:
+    if dtype is None or isinstance(dtype, torch.dtype):
+        return dtype
+    if isinstance(dtype, Mapping):  # a Keras DTypePolicy config
+        dtype = dtype.get("config", {}).get("name", dtype)
+    if isinstance(dtype, str) and isinstance(getattr(torch, dtype, None), torch.dtype):
+        return getattr(torch, dtype)
+    raise ArgumentTypeError(
+        f"`{owner}`: `dtype` must be a torch dtype or one of 'float16', 'bfloat16', 'float32', 'float64'. "
+        f"Received: dtype={dtype!r}."
+    )
+
+
+def dtype_name(dtype: torch.dtype) -> str:
+    """``torch.float32`` -> ``"float32"``."""
+    return str(dtype).removeprefix("torch.")
+
+
+@dataclass
+class InputSpec:
+    """What a layer accepts: a rank (exact, or at least/at most) and fixed sizes of some axes.
+
+    Mirrors ``keras.InputSpec``; ``axes`` maps an axis (negative counts from the end) to
+    the size fixed at build.
+    """
+
+    ndim: int | None = None
+    min_ndim: int | None = None
+    max_ndim: int | None = None
+    axes: dict[int, int] = field(default_factory=dict)
+
+    def check(self, layer: Layer, shape: Sequence[int | None]) -> None:
+        """Raise :class:`InputShapeError` if ``shape`` does not fit."""
+        rank = len(shape)
+        wanted = None
+        if self.ndim is not None and rank != self.ndim:
+            wanted = f"rank {self.ndim}"
+        elif self.min_ndim is not None and rank < self.min_ndim:
+            wanted = f"rank >= {self.min_ndim}"
+        elif self.max_ndim is not None and rank > self.max_ndim:
+            wanted = f"rank <= {self.max_ndim}"
+        if wanted:
+            raise InputShapeError(f"{layer._label}: expected an input of {wanted}. Received: input shape={tuple(shape)}.")
+        for axis, size in self.axes.items():
+            if shape[axis] is not None and shape[axis] != size:
+                raise InputShapeError(
+                    f"{layer._label}: expected axis {axis} of the input to have size {size} (the size it was "
+                    f"built with). Received: input shape={tuple(shape)}."
+                )
+
+
+class _LayerMeta(type):
+    """Builds a layer right after construction when ``input_shape=`` was given."""
+
+    def __call__(cls, *args: Any, **kwargs: Any) -> Any:
+        layer = super().__call__(*args, **kwargs)
+        if layer._eager_input_shape is not None and not layer.built:
+            layer._build(layer._eager_input_shape, device=None)
+        return layer
+
+
+class Layer(nn.Module, metaclass=_LayerMeta):
+    """Base class of every xlayers layer, following ``keras.layers.Layer``.
+
+    Subclasses implement ``call(inputs, ...)`` and, when they hold weights, either declare
+    them in ``LAYOUT`` and return the axis sizes from ``build(input_shape)``, or call
+    ``add_weight`` inside ``build`` as Keras custom layers do.
+
+    Args:
+        name: unique name; default: the snake-cased class name, numbered (``dense_1``).
+        trainable: whether the weights take gradients.
+        dtype: dtype of the weights (``"float32"`` by default, torch's default dtype);
+            floating inputs are cast to it, as Keras does.
+        activity_regularizer: regularizer applied to the output (its value divided by the
+            batch size is added to ``losses``).
+        input_shape: shape of one sample (batch axis left out); builds the layer at once.
+        input_dim: for 2-D inputs, shorthand for ``input_shape=(input_dim,)``.
+    """
+
+    LAYOUT: ClassVar[tuple[Weight, ...]] = ()
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        _LAYER_CLASSES[cls.__name__] = cls
+        cls._gate_views = {name: (weight, index) for weight in cls.LAYOUT for name, index in weight.gate_names().items()}
+
+    _gate_views: ClassVar[dict[str, tuple[Weight, int]]] = {}
+
+    def __init__(
+        self,
+        *,
+        name: str | None = None,
+        trainable: bool = True,
+        dtype: torch.dtype | str | None = None,
+        activity_regularizer: Any = None,
+        input_shape: Sequence[int | None] | None = None,
+        input_dim: int | None = None,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__()
+        cls = type(self).__name__
+        if kwargs:
+            raise ArgumentTypeError(f"`{cls}`: unrecognized keyword arguments {sorted(kwargs)}. Received: {kwargs!r}.")
+        if name is not None and not isinstance(name, str):
+            raise ArgumentTypeError(f"`{cls}`: `name` must be a string. Received: name={name!r}.")
+        self.name = name or _unique_name(_snake_case(cls))
+        self._trainable = bool(trainable)
+        self._requested_dtype = _dtype_from(dtype, cls)
+        self.activity_regularizer = regularizers.get(activity_regularizer)
+        self.input_spec: InputSpec | None = None
+        self.supports_masking = False
+        self.built = False
+        self._build_shape: Shape | None = None
+        self._sizes: dict[str, int] = {}
+        self._weight_names: list[str] = []
+        self._weight_trainable: dict[str, bool] = {}
+        self._regularizers: dict[str, Callable[[torch.Tensor], torch.Tensor]] = {}
+        self._constraints: dict[str, Callable[[torch.Tensor], torch.Tensor]] = {}
+        self._activity_losses: list[torch.Tensor] = []
+        self._build_device: torch.device | None = None
+        if input_dim is not None:
+            if input_shape is not None:
+                raise ArgumentError(f"`{cls}`: give `input_shape` or `input_dim`, not both. Received: input_dim={input_dim}.")
+            input_shape = (input_dim,)
+        self._eager_input_shape: Shape | None = None if input_shape is None else (None, *tuple(input_shape))
+        self._build_hook = self.register_forward_pre_hook(Layer._build_on_first_call, with_kwargs=True)
+        self.register_load_state_dict_pre_hook(Layer._refuse_load_when_unbuilt)
+
+    # -- building --------------------------------------------------------------------------
+
+    def build(self, input_shape: Shape) -> Mapping[str, int] | None:
+        """Create the layer's state for inputs of ``input_shape`` (batch axis included).
+
+        Layers with a ``LAYOUT`` return the size of each named axis; ``Layer`` then
+        creates the declared weights. Custom layers may instead call ``add_weight``.
+        """
+        return None
+
+    def _build(self, input_shape: Shape, device: torch.device | None) -> None:
+        input_shape = tuple(input_shape)
+        if self.input_spec is not None:
+            self.input_spec.check(self, input_shape)
+        self._build_device = device
+        sizes = self.build(input_shape)
+        if sizes is not None:
+            self._sizes = dict(sizes)
+            for weight in self.declared_weights():
+                self.add_weight(
+                    weight.shape(self._sizes),
+                    initializer=self.initializer_for(weight),
+                    trainable=weight.trainable,
+                    regularizer=getattr(self, f"{weight.key}_regularizer", None),
+                    constraint=getattr(self, f"{weight.key}_constraint", None),
+                    name=weight.name,
+                )
+        self._build_shape = input_shape
+        self.built = True
+        self._build_device = None
+        self._build_hook.remove()
+
+    @staticmethod
+    def _build_on_first_call(layer: Layer, args: tuple, kwargs: dict) -> None:
+        if layer.built:
+            return
+        inputs = args[0] if args else kwargs.get("inputs")
+        if isinstance(inputs, (list, tuple)) and inputs and hasattr(inputs[0], "shape"):
+            inputs = inputs[0]
+        if not hasattr(inputs, "shape"):
+            inputs = np.asarray(inputs)
+        layer._build(tuple(inputs.shape), device=getattr(inputs, "device", None))
+
+    @staticmethod
+    def _refuse_load_when_unbuilt(layer: Layer, state_dict: Mapping, prefix: str, *args: Any) -> None:
+        if layer.built or not layer.LAYOUT:
+            return
+        if any(key.startswith(prefix) and "." not in key[len(prefix) :] for key in state_dict):
+            raise NotBuiltError(
+                f"{layer._label}: cannot load weights into an unbuilt layer. Call it once on an example input "
+                f"or construct it with `input_shape=` first."
+            )
+
+    def declared_weights(self) -> list[Weight]:
+        """The ``LAYOUT`` entries this configuration enables (``use_bias=False`` drops ``bias``)."""
+        return [w for w in self.LAYOUT if w.enabled_by is None or getattr(self, w.enabled_by)]
+
+    def initializer_for(self, weight: Weight) -> Callable[..., torch.Tensor]:
+        """The initializer of a declared weight: the ``<role>_initializer`` argument."""
+        return getattr(self, f"{weight.key}_initializer")
+
+    def add_weight(
+        self,
+        shape: Sequence[int],
+        initializer: Any = None,
+        dtype: torch.dtype | str | None = None,
+        trainable: bool = True,
+        regularizer: Any = None,
+        constraint: Any = None,
+        name: str | None = None,
+    ) -> nn.Parameter:
+        """Create a weight, as ``keras.layers.Layer.add_weight``; registered as a parameter.
+
+        Only allowed while building: a built layer is locked.
+        """
+        if self.built:
+            raise ArgumentError(f"{self._label}: weights can only be added in `build`; the layer is already built. Received: name={name!r}.")
+        name = name or f"weight_{len(self._weight_names)}"
+        if name in self._parameters or hasattr(type(self), name):
+            raise ArgumentError(f"{self._label}: a weight named `{name}` already exists. Received: name={name!r}.")
+        init = initializers.get(initializer if initializer is not None else "glorot_uniform")
+        dtype = _dtype_from(dtype, type(self).__name__) or self._requested_dtype or torch.get_default_dtype()
+        device = self._build_device if self._build_device is not None else torch.get_default_device()
+        value = init(tuple(int(s) for s in shape), dtype=dtype, device=device)
+        parameter = nn.Parameter(value, requires_grad=bool(trainable) and self._trainable)
+        self.register_parameter(name, parameter)
+        self._weight_names.append(name)
+        self._weight_trainable[name] = bool(trainable)
+        if regularizer is not None:
+            self._regularizers[name] = regularizers.get(regularizer)
+        if constraint is not None:
+            self._constraints[name] = constraints.get(constraint)
+        return parameter
+
+    # -- calling ---------------------------------------------------------------------------
+
+    def call(self, inputs: torch.Tensor, *args: Any, **kwargs: Any) -> Any:
+        """The layer's computation (Keras's ``call``)."""
+        raise NotImplementedError(f"{self._label}: subclasses of `Layer` implement `call`.")
+
+    def forward(self, inputs: Any, *args: Any, **kwargs: Any) -> Any:
+        """Check and convert ``inputs``, then run ``call``; collects activity losses."""
+        outputs = self.call(self.convert_input(inputs), *args, **kwargs)
+        if self.activity_regularizer is not None:
+            tensors = outputs if isinstance(outputs, (list, tuple)) else [outputs]
+            self._activity_losses = [
+                self.activity_regularizer(t) / (t.shape[0] if t.ndim > 0 else 1) for t in tensors if isinstance(t, torch.Tensor)
+            ]
+        return outputs
+
+    def convert_input(self, inputs: Any, spec: InputSpec | None | bool = True) -> torch.Tensor:
+        """``inputs`` as a tensor of the weights' dtype and device, after checking its rank,
+        sizes and dtype against the layer. Numpy arrays are accepted."""
+        if not isinstance(inputs, torch.Tensor):
+            if isinstance(inputs, np.ndarray) or np.isscalar(inputs) or isinstance(inputs, (list, tuple)):
+                inputs = torch.as_tensor(np.asarray(inputs))
+            else:
+                raise InputDtypeError(f"{self._label}: expected a torch tensor or numpy array. Received: type={type(inputs).__name__}.")
+        if spec is True:
+            spec = self.input_spec
+        if spec is not None:
+            spec.check(self, tuple(inputs.shape))
+        reference = self._first_weight()
+        if reference is None:
+            return inputs
+        if not inputs.is_floating_point():
+            raise InputDtypeError(
+                f"{self._label}: expected a floating-point input (float16, bfloat16, float32 or float64); "
+                f"the layer computes in {dtype_name(reference.dtype)}. Received: dtype={dtype_name(inputs.dtype)}."
+            )
+        if inputs.device != reference.device:
+            raise InputDeviceError(
+                f"{self._label}: the input must be on the weights' device {reference.device} (move one with "
+                f"`.to()`). Received: device={inputs.device}."
+            )
+        return inputs.to(reference.dtype)
+
+    def _first_weight(self) -> torch.Tensor | None:
+        return self._parameters[self._weight_names[0]] if self._weight_names else None
+
+    # -- shapes and masks ------------------------------------------------------------------
+
+    def compute_output_shape(self, input_shape: Shape) -> Shape:
+        """Output shape for ``input_shape`` (batch axis included, ``None`` for unknown)."""
+        raise NotImplementedError(f"{self._label}: `compute_output_shape` is not implemented.")
+
+    def compute_mask(self, inputs: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor | None:
+        """The mask of the output: the input's mask if the layer supports masking, else ``None``."""
+        return mask if self.supports_masking else None
+
+    # -- weights ---------------------------------------------------------------------------
+
+    @property
+    def weights(self) -> list[nn.Parameter]:
+        """The layer's weights, then those of its sub-layers, in creation order (Keras's order)."""
+        own = [self._parameters[name] for name in self._weight_names]
+        return own + [w for layer in self._sublayers() for w in layer.weights]
+
+    @property
+    def trainable_weights(self) -> list[nn.Parameter]:
+        return [w for w in self.weights if w.requires_grad]
+
+    @property
+    def non_trainable_weights(self) -> list[nn.Parameter]:
+        return [w for w in self.weights if not w.requires_grad]
+
+    @property
+    def trainable(self) -> bool:
+        return self._trainable
+
+    @trainable.setter
+    def trainable(self, value: bool) -> None:
+        self._trainable = bool(value)
+        for name in self._weight_names:
+            self._parameters[name].requires_grad_(self._trainable and self._weight_trainable[name])
+        for layer in self._sublayers():
+            layer.trainable = value
+
+    @property
+    def dtype(self) -> torch.dtype:
+        """The weights' dtype (what floating inputs are cast to)."""
+        reference = self._first_weight()
+        return reference.dtype if reference is not None else (self._requested_dtype or torch.get_default_dtype())
+
+    def _sublayers(self) -> Iterable[Layer]:
+        return (m for m in self.children() if isinstance(m, Layer))
+
+    def count_params(self) -> int:
+        """Total number of weight elements (trainable or not)."""
+        self._require_built("count_params")
+        return sum(w.numel() for w in self.weights)
+
+    def get_weights(self) -> list[np.ndarray]:
+        """The weights as numpy arrays, in Keras's order and layout (bfloat16 comes back as float32)."""
+        return [_to_numpy(w) for w in self.weights]
+
+    def set_weights(self, weights: Sequence[Any]) -> None:
+        """Set the weights from arrays in Keras's order and layout, as ``keras.Layer.set_weights``."""
+        self._require_built("set_weights")
+        targets = self._weight_paths()
+        if len(weights) != len(targets):
+            raise WeightShapeError(
+                f"{self._label}: expected {len(targets)} weights ({', '.join(p for p, _, _ in targets)}). "
+                f"Received: {len(weights)} weights."
+            )
+        values = []
+        for (path, owner, name), value in zip(targets, weights):
+            parameter = owner._parameters[name]
+            value = torch.as_tensor(np.asarray(value) if not isinstance(value, torch.Tensor) else value)
+            declared = {w.name: w for w in owner.LAYOUT}.get(name)
+            if declared is not None:
+                declared.check(owner.name, tuple(value.shape), owner._sizes)
+            elif tuple(value.shape) != tuple(parameter.shape):
+                raise WeightShapeError(
+                    f"{owner._label}: weight `{path}` must have shape {tuple(parameter.shape)}. "
+                    f"Received: shape={tuple(value.shape)}."
+                )
+            values.append((parameter, value))
+        with torch.no_grad():  # all shapes checked first: a failed call changes nothing
+            for parameter, value in values:
+                parameter.copy_(value)
+
+    def _weight_paths(self) -> list[tuple[str, Layer, str]]:
+        own = [(f"{self.name}/{n}", self, n) for n in self._weight_names]
+        return own + [(f"{self.name}/{p}", o, n) for layer in self._sublayers() for p, o, n in layer._weight_paths()]
+
+    def _require_built(self, what: str) -> None:
+        if not self.built:
+            raise NotBuiltError(
+                f"{self._label}: `{what}` needs a built layer. Call it once on an example input or pass `input_shape=`."
+            )
+
+    # -- gate-split views (LSTM's kernel_i, ...) -------------------------------------------
+
+    def __getattr__(self, name: str) -> Any:
+        try:
+            return super().__getattr__(name)
+        except AttributeError:
+            views = type(self)._gate_views
+            if name in views:
+                weight, index = views[name]
+                self._require_built(name)
+                return weight.gate_slice(self._parameters[weight.name], index)
+            raise
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        views = type(self)._gate_views
+        if name in views and isinstance(value, (torch.Tensor, np.ndarray)):
+            view = self.__getattr__(name)
+            value = torch.as_tensor(value)
+            if tuple(value.shape) != tuple(view.shape):
+                raise WeightShapeError(f"{self._label}: weight `{name}` must have shape {tuple(view.shape)}. Received: shape={tuple(value.shape)}.")
+            with torch.no_grad():
+                view.copy_(value)
+            return
+        super().__setattr__(name, value)
+
+    # -- regularization and constraints -------------------------------------------------------
+
+    @property
+    def losses(self) -> list[torch.Tensor]:
+        """Regularization losses of this layer and its sub-layers, from the current weights,
+        plus the activity losses of the last call."""
+        own = [reg(self._parameters[name]) for name, reg in self._regularizers.items()]
+        own += list(self._activity_losses)
+        return own + [loss for layer in self._sublayers() for loss in layer.losses]
+
+    def apply_constraints(self) -> None:
+        """Project each constrained weight onto its constraint, in place.
+
+        Call after ``optimizer.step()``; Keras applies constraints after each update.
+        """
+        apply_constraints(self)
+
+    # -- config -------------------------------------------------------------------------------
+
+    def get_config(self) -> dict[str, Any]:
+        """Constructor arguments, JSON-serialisable, with Keras's names."""
+        config: dict[str, Any] = {"name": self.name, "trainable": self.trainable, "dtype": dtype_name(self.dtype)}
+        if self.activity_regularizer is not None:
+            config["activity_regularizer"] = regularizers.serialize(self.activity_regularizer)
+        return config
+
+    @classmethod
+    def from_config(cls, config: Mapping[str, Any]) -> Layer:
+        """A new layer from ``get_config()``'s output."""
+        return cls(**config)
+
+    def get_build_config(self) -> dict[str, Any] | None:
+        """The shape the layer was built with, for rebuilding after ``from_config``."""
+        return {"input_shape": list(self._build_shape)} if self.built else None
+
+    def build_from_config(self, config: Mapping[str, Any] | None) -> None:
+        if config and not self.built:
+            self._build(tuple(config["input_shape"]), device=None)
+
+    # -- printing ----------------------------------------------------------------------------
+
+    @property
+    def _label(self) -> str:
+        return f"`{type(self).__name__}` layer '{self.__dict__.get('name', '?')}'"
+
+    def extra_repr(self) -> str:
+        """Keras arguments that differ from their defaults, and the build shape."""
+        defaults = _default_config(type(self))
+        parts = [f"name={self.name!r}"]
+        for key, value in self.get_config().items():
+            if key not in ("name", "trainable", "dtype") and defaults.get(key, _MISSING) != value:
+                parts.append(f"{key}={value!r}")
+        if self.built:
+            parts.append(f"built_with={self._build_shape}")
+        return ", ".join(parts)
+
+
+_MISSING = object()
+_SERIALIZERS = {"_initializer": initializers, "_regularizer": regularizers, "_constraint": constraints}
+
+
+def _default_config(cls: type) -> dict[str, Any]:
+    """The constructor's defaults, serialised the way ``get_config`` writes them."""
+    defaults: dict[str, Any] = {}
+    for klass in reversed(cls.__mro__):
+        if "__init__" not in vars(klass):
+            continue
+        for p in inspect.signature(vars(klass)["__init__"]).parameters.values():
+            if p.default is inspect.Parameter.empty:
+                continue
+            value = p.default
+            module = next((m for suffix, m in _SERIALIZERS.items() if p.name.endswith(suffix)), None)
+            if module is not None and value is not None:
+                value = module.serialize(module.get(value))
+            elif p.name.endswith("activation"):
+                from . import activations
+
+                value = activations.serialize(activations.get(value))
+            defaults[p.name] = value
+    return defaults
+
+
+def _to_numpy(value: torch.Tensor) -> np.ndarray:
+    value = value.detach().cpu()
+    return (value.float() if value.dtype == torch.bfloat16 else value).numpy().copy()
+
+
+def apply_constraints(module: nn.Module) -> None:
+    """Apply the weight constraints of every xlayers layer inside ``module``, in place.
+
+    The one call to make after each ``optimizer.step()`` when layers have constraints.
+    """
+    with torch.no_grad():
+        for layer in module.modules():
+            if isinstance(layer, Layer):
+                for name, constraint in layer._constraints.items():
+                    parameter = layer._parameters[name]
+                    parameter.copy_(constraint(parameter))

@@ -1,0 +1,1 @@
+"""Layer families, one module each."""

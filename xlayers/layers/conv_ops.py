@@ -1,0 +1,294 @@
+"""Convolution math with TensorFlow's padding semantics, for the conv layers.
+
+The one entry point layers need is :func:`conv`. ``inputs`` is logically channels-first,
+``(N, C, *spatial)``, but may live in channels-last memory (an NHWC tensor viewed as NCHW
+by ``permute`` *is* torch's ``channels_last`` layout); it is never copied to
+channels-first memory here, and torch's convolution keeps channels-last outputs.
+
+``'same'`` padding follows TF: when the total padding of a dimension is odd the extra
+zero goes at the END, which torch's ``conv`` cannot express (its ``padding=`` is
+symmetric). How that case is computed (all methods are exact, see
+``tools/bench_conv_padding.py`` for timings):
+
+``"shift"`` (default)
+    Pad symmetrically by ``before + z * stride`` (``z = ceil((after - before) / stride)``,
+    i.e. ``z = 1`` for TF 'same') and drop the first ``z`` outputs with ``narrow``.
+    Every kept output window lands exactly where TF puts it; the only extra work is
+    one output row/column per asymmetric dimension and no input copy at all.
+``"pad"``
+    ``F.pad`` the input and run an unpadded conv (the obvious reference; copies the input).
+``"border"``
+    Conv with the symmetric ``before`` padding for the bulk, then the missing trailing
+    output slabs from small padded input slices, written into a preallocated output.
+``"fold"``
+    Pad symmetrically by ``before + z * dilation`` and prepend ``z`` zero taps to the
+    kernel (more FLOPs, no input copy).
+
+Symmetric padding (including ``'valid'``) always goes straight into torch's ``padding=``.
+Every decision is made from shapes only, so the functions trace under
+``torch.compile(fullgraph=True)`` and are differentiable.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Optional, Union
+
+import torch
+import torch.nn.functional as F
+
+from xlayers.errors import ArgumentError, ArgumentTypeError, InputShapeError
+from xlayers.padding import normalize_padding, normalize_tuple, same_padding
+
+__all__ = ["METHODS", "conv", "conv_padded", "resolve_padding"]
+
+#: Formulations of asymmetric padding understood by :func:`conv_padded`.
+METHODS = ("shift", "pad", "border", "fold")
+
+IntOrSeq = Union[int, Sequence[int]]
+Pair = tuple[int, int]
+PaddingArg = Union[str, Sequence[Pair]]
+
+_CONV_FNS = {1: F.conv1d, 2: F.conv2d, 3: F.conv3d}
+
+
+def _eff(k: int, d: int) -> int:
+    return (k - 1) * d + 1
+
+
+def _out_len(size: int, before: int, after: int, k: int, s: int, d: int) -> int:
+    return (size + before + after - _eff(k, d)) // s + 1
+
+
+def _crop(y: torch.Tensor, starts: Sequence[int], lengths: Sequence[int], contiguous: bool) -> torch.Tensor:
+    """Keep ``[start, start + length)`` of each spatial dim of a conv output.
+
+    ``contiguous=True`` crops with a negative ``F.pad``: one dense copy that keeps the
+    dimension order (channels-last stays channels-last), whose backward is a single
+    zero-pad of the gradient (cheaper than the zeros + copy of one slice backward per dim).
+    ``contiguous=False`` returns a strided view.
+    """
+    if all(z == 0 and y.shape[2 + i] == o for i, (z, o) in enumerate(zip(starts, lengths))):
+        return y
+    if not contiguous:
+        for i, (z, o) in enumerate(zip(starts, lengths)):
+            if z != 0 or y.shape[2 + i] != o:
+                y = y.narrow(2 + i, z, o)
+        return y
+    return F.pad(y, _flat_pad([(-z, z + o - y.shape[2 + i]) for i, (z, o) in enumerate(zip(starts, lengths))]))
+
+
+def resolve_padding(
+    padding: PaddingArg,
+    spatial_size: Sequence[int],
+    kernel_size: Sequence[int],
+    strides: Sequence[int],
+    dilation_rate: Sequence[int],
+) -> tuple[Pair, ...]:
+    """Turn ``'valid'`` / ``'same'`` / explicit ``((before, after), ...)`` into per-dim pairs."""
+    n = len(spatial_size)
+    if isinstance(padding, str):
+        mode = normalize_padding(padding)
+        if mode == "valid":
+            return ((0, 0),) * n
+        return same_padding(spatial_size, kernel_size, strides, dilation_rate)
+    try:
+        pairs = tuple((int(b), int(a)) for b, a in padding)
+    except (TypeError, ValueError):
+        raise ArgumentTypeError(
+            "`padding` must be 'valid', 'same' or one (before, after) pair per spatial "
+            f"dimension. Received: padding={padding!r}"
+        ) from None
+    if len(pairs) != n or any(b < 0 or a < 0 for b, a in pairs):
+        raise ArgumentError(
+            f"`padding` must hold {n} non-negative (before, after) pairs. Received: padding={padding!r}"
+        )
+    return pairs
+
+
+def conv(
+    inputs: torch.Tensor,
+    weight: torch.Tensor,
+    bias: Optional[torch.Tensor] = None,
+    *,
+    strides: IntOrSeq = 1,
+    padding: PaddingArg = "valid",
+    dilation_rate: IntOrSeq = 1,
+    groups: int = 1,
+    contiguous: bool = True,
+    method: str = "shift",
+) -> torch.Tensor:
+    """N-D convolution (1-D/2-D/3-D) with TensorFlow's ``'valid'`` / ``'same'`` semantics.
+
+    Args:
+        inputs: ``(N, C_in, *spatial)``; channels-last memory is kept (no layout copy).
+        weight: torch layout ``(C_out, C_in // groups, *kernel)``.
+        bias: ``(C_out,)`` or ``None``.
+        strides, dilation_rate: int or one int per spatial dimension.
+        padding: ``'valid'``, ``'same'`` (TF: odd total puts the extra zero at the end), or
+            explicit ``((before, after), ...)`` pairs.
+        groups: number of channel groups.
+        contiguous: when an asymmetric pad forces slicing the conv output, return a dense
+            copy in the same dimension order (channels-last stays channels-last). Pass
+            ``False`` to get the strided view instead, e.g. when an elementwise op follows
+            (it produces a dense channels-last result by itself).
+        method: formulation of asymmetric padding, one of :data:`METHODS`.
+
+    Returns:
+        ``(N, C_out, *out_spatial)`` with ``out`` as :func:`xlayers.padding.output_size`.
+    """
+    n = inputs.dim() - 2
+    if n not in _CONV_FNS:
+        raise InputShapeError(
+            "`conv` expects an input of rank 3, 4 or 5 (N, C, *spatial). "
+            f"Received: inputs.shape={tuple(inputs.shape)}"
+        )
+    if weight.dim() != inputs.dim():
+        raise InputShapeError(
+            f"`conv` expects a weight of rank {inputs.dim()} (C_out, C_in // groups, *kernel). "
+            f"Received: weight.shape={tuple(weight.shape)}"
+        )
+    ss = normalize_tuple(strides, n, "strides")
+    ds = normalize_tuple(dilation_rate, n, "dilation_rate")
+    ks = tuple(weight.shape[2:])
+    pads = resolve_padding(padding, tuple(inputs.shape[2:]), ks, ss, ds)
+    return conv_padded(
+        inputs, weight, bias, pads, strides=ss, dilation_rate=ds, groups=groups,
+        contiguous=contiguous, method=method,
+    )
+
+
+def conv_padded(
+    inputs: torch.Tensor,
+    weight: torch.Tensor,
+    bias: Optional[torch.Tensor],
+    pads: Sequence[Pair],
+    *,
+    strides: Sequence[int],
+    dilation_rate: Sequence[int],
+    groups: int = 1,
+    contiguous: bool = True,
+    method: str = "shift",
+) -> torch.Tensor:
+    """Convolution with explicit, possibly asymmetric ``(before, after)`` zero padding per dim."""
+    n = inputs.dim() - 2
+    conv_fn = _CONV_FNS[n]
+    sizes = tuple(inputs.shape[2:])
+    ks = tuple(weight.shape[2:])
+    ss, ds = tuple(strides), tuple(dilation_rate)
+    outs = tuple(_out_len(i, b, a, k, s, d) for i, (b, a), k, s, d in zip(sizes, pads, ks, ss, ds))
+    for o in outs:
+        if o <= 0:
+            raise InputShapeError(
+                "Computed output size would be zero or negative: the padded input is smaller "
+                f"than the dilated kernel. Received: inputs.shape={tuple(inputs.shape)}, "
+                f"kernel_size={ks}, padding={tuple(pads)}"
+            )
+
+    if all(b == a for b, a in pads):  # symmetric (incl. 'valid'): torch does it all
+        return conv_fn(inputs, weight, bias, ss, tuple(b for b, _ in pads), ds, groups)
+
+    if method == "shift":
+        return _conv_shift(conv_fn, inputs, weight, bias, pads, ss, ds, groups, outs, contiguous)
+    if method == "pad":
+        return _conv_pad(conv_fn, inputs, weight, bias, pads, ss, ds, groups)
+    if method == "border":
+        return _conv_border(conv_fn, inputs, weight, bias, pads, ss, ds, groups, outs)
+    if method == "fold":
+        return _conv_fold(conv_fn, inputs, weight, bias, pads, ss, ds, groups, outs, contiguous)
+    raise ArgumentError(f"`method` must be one of {METHODS}. Received: method={method!r}")
+
+
+def _flat_pad(pads: Sequence[Pair]) -> list[int]:
+    """``F.pad`` order: last dimension first."""
+    flat: list[int] = []
+    for b, a in reversed(tuple(pads)):
+        flat += [b, a]
+    return flat
+
+
+def _conv_pad(conv_fn, x, w, bias, pads, ss, ds, groups):
+    zeros = (0,) * len(ss)
+    return conv_fn(F.pad(x, _flat_pad(pads)), w, bias, ss, zeros, ds, groups)
+
+
+def _conv_shift(conv_fn, x, w, bias, pads, ss, ds, groups, outs, contiguous):
+    # Symmetric pad p = before + z*s with p >= after: output j of the padded conv starts at
+    # j*s - p = (j - z)*s - before, so outputs z .. z+out-1 are exactly TF's, and the
+    # window of the last one ends inside the pad because p >= after.
+    sym: list[int] = []
+    skip: list[int] = []
+    for (b, a), s in zip(pads, ss):
+        z = 0 if a <= b else -(-(a - b) // s)
+        sym.append(b + z * s)
+        skip.append(z)
+    y = conv_fn(x, w, bias, ss, tuple(sym), ds, groups)
+    return _crop(y, skip, outs, contiguous)
+
+
+def _conv_fold(conv_fn, x, w, bias, pads, ss, ds, groups, outs, contiguous):
+    # Prepend z zero taps (one dilation step apart) to the kernel and pad symmetrically by
+    # before + z*d: the zero taps absorb the surplus leading pad, the real taps start at
+    # j*s - before exactly as in TF.
+    sym: list[int] = []
+    taps: list[int] = []
+    for (b, a), d in zip(pads, ds):
+        z = 0 if a <= b else -(-(a - b) // d)
+        sym.append(b + z * d)
+        taps.append(z)
+    w2 = F.pad(w, _flat_pad([(z, 0) for z in taps])) if any(taps) else w
+    y = conv_fn(x, w2, bias, ss, tuple(sym), ds, groups)
+    return _crop(y, (0,) * len(outs), outs, contiguous)
+
+
+def _conv_border(conv_fn, x, w, bias, pads, ss, ds, groups, outs):
+    # Bulk: symmetric `before` padding covers outputs [0, m) of each dim (m = out - 1 for an
+    # odd TF total). Each missing trailing slab along one dim is computed from a thin input
+    # slice padded with F.pad (cheap), then everything is copied into one dense output.
+    n = len(ss)
+    sizes = tuple(x.shape[2:])
+    ks = tuple(w.shape[2:])
+    befores = tuple(b for b, _ in pads)
+    ms = tuple(
+        max(min(_out_len(sizes[i], befores[i], befores[i], ks[i], ss[i], ds[i]), outs[i]), 0)
+        for i in range(n)
+    )
+    main = None
+    if all(m > 0 for m in ms):
+        main = conv_fn(x, w, bias, ss, befores, ds, groups)
+        if ms == outs:
+            for i in range(n):
+                if main.shape[2 + i] != outs[i]:
+                    main = main.narrow(2 + i, 0, outs[i])
+            return main
+    full_shape = (x.shape[0], w.shape[0]) + tuple(outs)
+    y = _empty_same_order(main if main is not None else x, full_shape)
+    if main is not None:
+        region = y
+        for i in range(n):
+            region = region.narrow(2 + i, 0, ms[i])
+            main = main.narrow(2 + i, 0, ms[i])
+        region.copy_(main)
+    zeros = (0,) * n
+    for j in range(n):
+        if ms[j] == outs[j]:
+            continue
+        b, a = pads[j]
+        s, d, k = ss[j], ds[j], ks[j]
+        lo = ms[j] * s - b  # first padded-input row (in input coordinates) of the slab
+        hi = (outs[j] - 1) * s - b + _eff(k, d)  # one past the last row
+        lo_c, hi_c = max(lo, 0), min(hi, sizes[j])
+        piece = x.narrow(2 + j, lo_c, hi_c - lo_c)
+        slab_pads = list(pads)
+        slab_pads[j] = (lo_c - lo, hi - hi_c)
+        slab = conv_fn(F.pad(piece, _flat_pad(slab_pads)), w, bias, ss, zeros, ds, groups)
+        y.narrow(2 + j, ms[j], outs[j] - ms[j]).copy_(slab)
+    return y
+
+
+def _empty_same_order(like: torch.Tensor, shape: Sequence[int]) -> torch.Tensor:
+    """Uninitialised dense tensor of ``shape`` whose dims are laid out in ``like``'s stride order."""
+    order = sorted(range(like.dim()), key=lambda i: like.stride(i), reverse=True)
+    base = torch.empty([shape[i] for i in order], dtype=like.dtype, device=like.device)
+    inverse = [order.index(i) for i in range(like.dim())]
+    return base.permute(inverse)

@@ -1,0 +1,444 @@
+"""Functional recurrent math with Keras (TF backend) semantics.
+
+The main entry point is :func:`lstm`, which the LSTM layer calls with its
+Keras-layout parameters:
+
+* ``kernel``           ``(input_dim, 4 * units)``
+* ``recurrent_kernel`` ``(units, 4 * units)``
+* ``bias``             ``(4 * units,)`` or ``None``
+
+with the gates stacked along the last axis in the order ``i, f, c, o``
+(torch calls the third gate ``g``; the order is the same), so ``kernel.T`` is
+already torch's ``weight_ih`` and ``recurrent_kernel.T`` torch's ``weight_hh``.
+
+Keras semantics reproduced here (see ``keras/src/backend/tensorflow/rnn.py``
+and ``keras/src/layers/rnn/lstm.py``):
+
+* Masked time steps do not update the states (``h``/``c`` are carried over);
+  the output of a masked step is the previous step's (masked) output, which
+  is zero before the first unmasked step, or zero when
+  ``zero_output_for_mask=True``.
+* ``go_backwards=True`` reverses the whole padded sequence *and* the mask,
+  and the output sequence is returned in processing order (i.e. reversed,
+  it is not flipped back).  With a right-padded mask the reversed mask is
+  left-padded, so the leading processed steps are masked and output zeros.
+* The last output of Keras (``return_sequences=False``) is ``outputs[:, -1]``,
+  not ``h``: they only differ for a row that is masked at every step (output
+  zero, ``h`` = initial state) or when ``zero_output_for_mask=True``.
+* Dropout masks are drawn once per call and reused for every step.  Without
+  recurrent dropout, Keras uses ONE input mask of shape ``(batch, features)``
+  shared by all four gates; with recurrent dropout (``implementation=1``) it
+  uses FOUR input masks and FOUR recurrent masks (one per gate).  The masks
+  are scaled by ``1 / (1 - rate)`` and are only used when training and
+  ``0 < rate < 1``.  :func:`lstm_dropout_masks` builds them.
+
+Paths (returned as the fourth element of :func:`lstm`'s result):
+
+* ``"fused"``: a single call of ``aten::lstm`` (oneDNN on CPU for float32 and
+  bfloat16, cuDNN on CUDA; torch's own C++ implementation otherwise, e.g.
+  float64/float16 on CPU or packed sequences on CPU).  Used when the
+  activations are tanh/sigmoid, there is no recurrent dropout mask, the input
+  dropout mask (if any) is the single shared one, the mask is ``None`` or
+  right-padded (eager mode only), and the device/dtype is supported.
+* ``"loop"``: a Python loop over time for the recurrent part only (the input
+  projection of all time steps is one matmul).  Used for everything else.
+"""
+
+from __future__ import annotations
+
+from typing import Callable, Optional, Sequence, Tuple, Union
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor
+from torch.nn.utils.rnn import PackedSequence, pack_padded_sequence, pad_packed_sequence
+
+from xlayers.errors import ArgumentError, InputShapeError, WeightShapeError
+
+__all__ = ["lstm", "lstm_dropout_masks", "is_right_padded", "fused_lstm_supported"]
+
+Activation = Optional[Callable[[Tensor], Tensor]]
+DropoutMask = Optional[Union[Tensor, Sequence[Tensor]]]
+
+_TANH_FNS = (torch.tanh, F.tanh, Tensor.tanh)
+_SIGMOID_FNS = (torch.sigmoid, F.sigmoid, Tensor.sigmoid)
+
+# Devices where aten::lstm has an implementation for every floating dtype
+# (oneDNN / cuDNN when applicable, torch's native C++ kernel otherwise).
+_FUSED_DEVICES = ("cpu", "cuda")
+_FUSED_DTYPES = (torch.float32, torch.float64, torch.float16, torch.bfloat16)
+
+
+def fused_lstm_supported(dtype: torch.dtype, device: torch.device) -> bool:
+    """Whether ``aten::lstm`` can run for this dtype/device.
+
+    On CPU all four floating dtypes work (verified with torch 2.x): float32 and
+    bfloat16 use oneDNN (bfloat16 only on CPUs with native bf16 support, the
+    native kernel otherwise), float64 and float16 use torch's native kernel.
+    """
+    return torch.device(device).type in _FUSED_DEVICES and dtype in _FUSED_DTYPES
+
+
+def is_right_padded(mask: Tensor) -> Tuple[bool, Tensor]:
+    """Return ``(right_padded, lengths)`` for a ``(batch, time)`` mask.
+
+    A mask is right-padded when every row is a run of ones followed by a run
+    of zeros (an all-zero or all-one row qualifies).  Data dependent: eager
+    only.
+    """
+    m = mask.bool()
+    lengths = m.sum(dim=1)
+    steps = torch.arange(m.shape[1], device=m.device)
+    expected = steps.unsqueeze(0) < lengths.unsqueeze(1)
+    return bool(torch.equal(expected, m)), lengths
+
+
+def lstm_dropout_masks(
+    inputs: Tensor,
+    units: int,
+    *,
+    dropout: float = 0.0,
+    recurrent_dropout: float = 0.0,
+    training: bool = False,
+    per_gate: Optional[bool] = None,
+    generator: Optional[torch.Generator] = None,
+) -> Tuple[DropoutMask, DropoutMask]:
+    """Draw the dropout masks Keras would use for one call of an LSTM layer.
+
+    Returns ``(dropout_mask, recurrent_dropout_mask)``, each ``None`` when not
+    applicable.  Follows ``LSTMCell`` / ``DropoutRNNCell``:
+
+    * masks are only used when ``training`` and ``0 < rate < 1`` (a rate of
+      exactly 1 applies no dropout at all in Keras' cell);
+    * ``per_gate`` (Keras ``implementation == 1``) defaults to
+      ``recurrent_dropout != 0``: then four masks per kind are drawn, stacked
+      as a ``(4, batch, dim)`` tensor; otherwise a single ``(batch, dim)``
+      mask;
+    * kept entries are scaled by ``1 / (1 - rate)``.
+    """
+    if per_gate is None:
+        per_gate = recurrent_dropout != 0.0
+    n = inputs.shape[0]
+    feat = inputs.shape[-1]
+
+    def draw(dim: int, rate: float) -> Optional[Tensor]:
+        if not training or not (0.0 < rate < 1.0):
+            return None
+        shape = (4, n, dim) if per_gate else (n, dim)
+        keep = torch.rand(shape, generator=generator, device=inputs.device) >= rate
+        return keep.to(inputs.dtype) / (1.0 - rate)
+
+    return draw(feat, dropout), draw(units, recurrent_dropout)
+
+
+def _as_gate_stack(m: DropoutMask, name: str, n: int, dim: int) -> Optional[Tensor]:
+    """Normalise a dropout mask to ``None``, ``(batch, d)`` or ``(4, batch, d)``."""
+    if m is None:
+        return None
+    if isinstance(m, (list, tuple)):
+        if len(m) != 4:
+            raise ArgumentError(
+                f"`{name}` must be one tensor or 4 per-gate tensors. Received: len({name})={len(m)}"
+            )
+        return torch.stack(list(m), 0)
+    if tuple(m.shape) in ((n, dim), (4, n, dim)):
+        return m
+    raise InputShapeError(
+        f"`{name}` must have shape {(n, dim)} (shared by the gates) or {(4, n, dim)} "
+        f"(one per gate). Received: {name}.shape={tuple(m.shape)}"
+    )
+
+
+def _identity(x: Tensor) -> Tensor:
+    return x
+
+
+def lstm(
+    inputs: Tensor,
+    kernel: Tensor,
+    recurrent_kernel: Tensor,
+    bias: Optional[Tensor] = None,
+    *,
+    initial_state: Optional[Sequence[Tensor]] = None,
+    mask: Optional[Tensor] = None,
+    go_backwards: bool = False,
+    zero_output_for_mask: bool = False,
+    activation: Activation = torch.tanh,
+    recurrent_activation: Activation = torch.sigmoid,
+    fused_ok: Optional[bool] = None,
+    dropout_mask: DropoutMask = None,
+    recurrent_dropout_mask: DropoutMask = None,
+) -> Tuple[Tensor, Tensor, Tensor, str]:
+    """Run a Keras-semantics LSTM over a batch-first sequence.
+
+    Args:
+        inputs: ``(N, T, F)``.
+        kernel, recurrent_kernel, bias: Keras-layout parameters (see module
+            docstring); ``bias=None`` for ``use_bias=False``.
+        initial_state: ``(h0, c0)``, each ``(N, units)``; zeros when ``None``.
+        mask: ``(N, T)`` bool (or numeric, nonzero = keep) or ``None``.
+        go_backwards: process the sequence reversed; outputs are returned in
+            processing order (reversed), like Keras.
+        zero_output_for_mask: Keras ``RNN(zero_output_for_mask=...)``.
+        activation, recurrent_activation: callables (``None`` = linear).
+        fused_ok: ``None`` -> detect (fused only if ``activation`` is
+            ``torch.tanh``/``F.tanh`` and ``recurrent_activation`` is
+            ``torch.sigmoid``/``F.sigmoid``); ``False`` -> never fused;
+            ``True`` -> the caller guarantees the activations are tanh and
+            sigmoid (they are then not inspected).
+        dropout_mask: input dropout, already scaled; ``(N, F)`` shared by the
+            four gates (Keras implementation 2), or ``(4, N, F)`` / a list of
+            four ``(N, F)`` tensors, one per gate (Keras implementation 1).
+            Pass it only when training.
+        recurrent_dropout_mask: dropout on ``h_{t-1}``, ``(N, units)`` or
+            ``(4, N, units)`` / 4 tensors.  Forces the loop path.
+
+    Returns:
+        ``(outputs, h, c, path)``: ``outputs`` ``(N, T, units)`` in Keras
+        order (processing order); ``h``/``c`` the final states ``(N, units)``;
+        ``path`` is ``"fused"`` or ``"loop"``.  Keras' last output
+        (``return_sequences=False``) is ``outputs[:, -1]``.
+    """
+    if inputs.dim() != 3 or inputs.shape[1] == 0:
+        raise InputShapeError(
+            "`lstm` expects inputs of rank 3 (batch, time, features) with at least one "
+            f"time step. Received: inputs.shape={tuple(inputs.shape)}"
+        )
+    n, t_len, feat = inputs.shape
+    units = recurrent_kernel.shape[0] if recurrent_kernel.dim() == 2 else -1
+    if recurrent_kernel.dim() != 2 or recurrent_kernel.shape[1] != 4 * units:
+        raise WeightShapeError(
+            "`recurrent_kernel` must have shape (units, 4 * units). "
+            f"Received: recurrent_kernel.shape={tuple(recurrent_kernel.shape)}"
+        )
+    if tuple(kernel.shape) != (feat, 4 * units):
+        raise WeightShapeError(
+            f"`kernel` must have shape {(feat, 4 * units)} (input_dim, 4 * units). "
+            f"Received: kernel.shape={tuple(kernel.shape)}"
+        )
+    if bias is not None and tuple(bias.shape) != (4 * units,):
+        raise WeightShapeError(
+            f"`bias` must have shape {(4 * units,)}. Received: bias.shape={tuple(bias.shape)}"
+        )
+
+    if initial_state is None:
+        h0 = inputs.new_zeros(n, units)
+        c0 = inputs.new_zeros(n, units)
+    else:
+        if len(initial_state) != 2:
+            raise ArgumentError(
+                "`initial_state` must be a pair (h, c). "
+                f"Received: len(initial_state)={len(initial_state)}"
+            )
+        h0, c0 = initial_state
+        for nm, st in (("h", h0), ("c", c0)):
+            if tuple(st.shape) != (n, units):
+                raise InputShapeError(
+                    f"`initial_state` {nm} must have shape {(n, units)}. "
+                    f"Received: {nm}.shape={tuple(st.shape)}"
+                )
+        # Keras casts the initial state to the compute dtype.
+        h0 = h0.to(inputs.dtype)
+        c0 = c0.to(inputs.dtype)
+
+    dmask = _as_gate_stack(dropout_mask, "dropout_mask", n, feat)
+    rdmask = _as_gate_stack(recurrent_dropout_mask, "recurrent_dropout_mask", n, units)
+
+    if activation is None:
+        activation = _identity
+    if recurrent_activation is None:
+        recurrent_activation = _identity
+    if fused_ok is None:
+        fused_ok = activation in _TANH_FNS and recurrent_activation in _SIGMOID_FNS
+
+    use_fused = (
+        bool(fused_ok)
+        and rdmask is None
+        and (dmask is None or dmask.dim() == 2)
+        and fused_lstm_supported(inputs.dtype, inputs.device)
+    )
+
+    lengths = None
+    if mask is not None:
+        if tuple(mask.shape) != (n, t_len):
+            raise InputShapeError(
+                f"`mask` must have shape {(n, t_len)} (batch, time). "
+                f"Received: mask.shape={tuple(mask.shape)}"
+            )
+        if use_fused:
+            if torch.compiler.is_compiling():
+                # The right-padding test and packing are data dependent; the
+                # loop path traces without graph breaks.
+                use_fused = False
+            else:
+                right_padded, lengths = is_right_padded(mask)
+                if not right_padded:
+                    use_fused = False
+                elif bool((lengths == t_len).all()):
+                    lengths = None  # all ones: same as no mask
+
+    if use_fused:
+        x = inputs if dmask is None else inputs * dmask.unsqueeze(1)
+        out, h, c = _lstm_fused(
+            x, kernel, recurrent_kernel, bias, h0, c0, lengths,
+            go_backwards, zero_output_for_mask,
+        )
+        return out, h, c, "fused"
+
+    out, h, c = _lstm_loop(
+        inputs, kernel, recurrent_kernel, bias, h0, c0, mask, go_backwards,
+        zero_output_for_mask, activation, recurrent_activation, dmask, rdmask,
+    )
+    return out, h, c, "loop"
+
+
+def _lstm_fused(
+    x: Tensor,
+    kernel: Tensor,
+    recurrent_kernel: Tensor,
+    bias: Optional[Tensor],
+    h0: Tensor,
+    c0: Tensor,
+    lengths: Optional[Tensor],
+    go_backwards: bool,
+    zero_output_for_mask: bool,
+) -> Tuple[Tensor, Tensor, Tensor]:
+    # Keras layout -> torch layout: transposed *views*, same gate order.
+    params = [kernel.t(), recurrent_kernel.t()]
+    has_biases = bias is not None
+    if has_biases:
+        # Keras has a single bias; torch adds b_ih + b_hh.
+        params += [bias, torch.zeros_like(bias)]
+    # `train` only matters for inter-layer dropout (none here) and for whether
+    # cuDNN keeps a reserve for backward.
+    train = torch.is_grad_enabled() and any(
+        p.requires_grad for p in (x, h0, c0, *params)
+    )
+
+    if lengths is None:
+        if go_backwards:
+            x = x.flip(1)
+        out, h, c = torch.lstm(
+            x, (h0.unsqueeze(0), c0.unsqueeze(0)), params, has_biases,
+            1, 0.0, train, False, True,
+        )
+        return out, h[0], c[0]
+
+    # Right-padded mask: packed sequences.
+    n, t_len, _ = x.shape
+    steps = torch.arange(t_len, device=x.device)
+    lens = lengths.to(x.device).unsqueeze(1)  # (N, 1)
+    valid = steps.unsqueeze(0) < lens  # (N, T): the unmasked prefix
+    if go_backwards:
+        # Keras flips the padded sequence; the valid part of row n is then
+        # x[L-1], ..., x[0], preceded by T-L masked steps.  Feed the valid part
+        # reversed in front, run packed, and shift the result back behind the
+        # T-L leading (zero-output) steps.
+        rev_idx = torch.where(valid, lens - 1 - steps, steps)
+        x = x.gather(1, rev_idx.unsqueeze(2).expand_as(x))
+    # pack_padded_sequence rejects empty rows: run them with length 1 and
+    # overwrite their results below (Keras: zero outputs, initial states).
+    packed = pack_padded_sequence(
+        x, lengths.clamp(min=1).cpu(), batch_first=True, enforce_sorted=False
+    )
+    hx = (
+        h0.index_select(0, packed.sorted_indices).unsqueeze(0),
+        c0.index_select(0, packed.sorted_indices).unsqueeze(0),
+    )
+    out_data, h, c = torch.lstm(
+        packed.data, packed.batch_sizes, hx, params, has_biases, 1, 0.0, train, False,
+    )
+    h = h[0].index_select(0, packed.unsorted_indices)
+    c = c[0].index_select(0, packed.unsorted_indices)
+    out, _ = pad_packed_sequence(
+        PackedSequence(out_data, packed.batch_sizes, packed.sorted_indices, packed.unsorted_indices),
+        batch_first=True,
+        total_length=t_len,
+    )
+    empty = (lens == 0)  # (N, 1)
+    h = torch.where(empty, h0, h)
+    c = torch.where(empty, c0, c)
+    if go_backwards:
+        lead = t_len - lens  # number of leading masked steps in processing order
+        src = (steps.unsqueeze(0) - lead).clamp(min=0)
+        out = out.gather(1, src.unsqueeze(2).expand_as(out))
+        # Leading masked steps output zeros whatever zero_output_for_mask is.
+        out = torch.where((steps.unsqueeze(0) >= lead).unsqueeze(2), out, out.new_zeros(()))
+    else:
+        if zero_output_for_mask:
+            fill = out.new_zeros(())
+        else:
+            # Carry the last valid output (zero for rows never unmasked).
+            fill = torch.where(empty, h.new_zeros(()), h).unsqueeze(1)
+        out = torch.where(valid.unsqueeze(2), out, fill)
+    return out, h, c
+
+
+def _lstm_loop(
+    inputs: Tensor,
+    kernel: Tensor,
+    recurrent_kernel: Tensor,
+    bias: Optional[Tensor],
+    h: Tensor,
+    c: Tensor,
+    mask: Optional[Tensor],
+    go_backwards: bool,
+    zero_output_for_mask: bool,
+    activation: Callable[[Tensor], Tensor],
+    recurrent_activation: Callable[[Tensor], Tensor],
+    dmask: Optional[Tensor],
+    rdmask: Optional[Tensor],
+) -> Tuple[Tensor, Tensor, Tensor]:
+    n, t_len, feat = inputs.shape
+    units = recurrent_kernel.shape[0]
+
+    # Input projection for every time step at once: (N, T, 4u).
+    if dmask is None:
+        xw = F.linear(inputs, kernel.t(), bias)
+    elif dmask.dim() == 2:
+        xw = F.linear(inputs * dmask.unsqueeze(1), kernel.t(), bias)
+    else:
+        # One mask per gate: gate g sees inputs * dmask[g].
+        xg = (inputs.unsqueeze(0) * dmask.unsqueeze(2)).reshape(4, n * t_len, feat)
+        kg = kernel.reshape(feat, 4, units).transpose(0, 1)  # (4, F, u)
+        xw = torch.bmm(xg, kg).reshape(4, n, t_len, units).permute(1, 2, 0, 3)
+        xw = xw.reshape(n, t_len, 4 * units)
+        if bias is not None:
+            xw = xw + bias
+
+    if rdmask is not None and rdmask.dim() == 3:
+        rk_g = recurrent_kernel.reshape(units, 4, units).transpose(0, 1)  # (4, u, u)
+
+    keep = None if mask is None else mask.bool().unsqueeze(2)  # (N, T, 1)
+    prev_out = None
+    outs = []
+    for s in range(t_len):
+        t = t_len - 1 - s if go_backwards else s
+        if rdmask is None:
+            z = torch.addmm(xw[:, t], h, recurrent_kernel)
+        elif rdmask.dim() == 2:
+            z = torch.addmm(xw[:, t], h * rdmask, recurrent_kernel)
+        else:
+            rec = torch.bmm(h.unsqueeze(0) * rdmask, rk_g)  # (4, N, u)
+            z = xw[:, t] + rec.transpose(0, 1).reshape(n, 4 * units)
+        zi, zf, zc, zo = z.chunk(4, dim=1)
+        i = recurrent_activation(zi)
+        f = recurrent_activation(zf)
+        o = recurrent_activation(zo)
+        c_new = f * c + i * activation(zc)
+        h_new = o * activation(c_new)
+        if keep is None:
+            h, c = h_new, c_new
+            outs.append(h_new)
+        else:
+            k = keep[:, t]
+            if zero_output_for_mask or prev_out is None:
+                other = h_new.new_zeros(())
+            else:
+                other = prev_out
+            out_t = torch.where(k, h_new, other)
+            h = torch.where(k, h_new, h)
+            c = torch.where(k, c_new, c)
+            prev_out = out_t
+            outs.append(out_t)
+    return torch.stack(outs, dim=1), h, c

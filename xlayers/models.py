@@ -1,0 +1,176 @@
+"""`Sequential`: a stack of layers, each feeding the next, with Keras's mask propagation."""
+
+from __future__ import annotations
+
+import inspect
+from collections.abc import Callable, Iterable, Mapping
+from typing import Any
+
+import torch
+from torch import nn
+
+from .errors import ArgumentError, ArgumentTypeError
+from .layer import Layer, Shape, get_layer_class
+
+__all__ = ["Sequential"]
+
+
+def _accepts(module: nn.Module, argument: str) -> bool:
+    target = module.call if isinstance(module, Layer) else module.forward
+    parameters = inspect.signature(target).parameters
+    return argument in parameters or any(p.kind is p.VAR_KEYWORD for p in parameters.values())
+
+
+class Sequential(Layer):
+    """A linear stack of layers, as ``keras.Sequential``.
+
+    Each layer is called on the previous one's output. A layer that produces a mask
+    (``Masking``, or any layer whose ``compute_mask`` returns one) passes it to the next
+    layer whose ``call`` takes ``mask``; ``training`` reaches every layer that takes it.
+    Builds lazily from the first input, or at once with ``input_shape=``. Plain torch
+    modules may be mixed in (they take no mask).
+
+    Args:
+        layers: the layers, in order.
+        **kwargs: base `Layer` arguments (``name``, ``input_shape``, ...).
+
+    Example:
+        >>> from xlayers import Dense
+        >>> model = Sequential([Dense(8, activation="relu"), Dense(2)])
+        >>> model(torch.randn(4, 3)).shape
+        torch.Size([4, 2])
+    """
+
+    def __init__(self, layers: Iterable[nn.Module] | None = None, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self._stack: list[nn.Module] = []
+        self._takes: list[tuple[bool, bool]] = []
+        for layer in layers or ():
+            self.add(layer)
+
+    @property
+    def layers(self) -> list[nn.Module]:
+        return list(self._stack)
+
+    def add(self, layer: nn.Module) -> None:
+        """Append ``layer`` to the stack."""
+        if not isinstance(layer, nn.Module):
+            raise ArgumentTypeError(f"{self._label}: can only add torch modules (xlayers layers or nn.Module). Received: layer={layer!r}.")
+        key = layer.name if isinstance(layer, Layer) else f"module_{len(self._stack)}"
+        if key in self._modules:
+            raise ArgumentError(f"{self._label}: layer names must be unique within a model; `{key}` is already used. Received: layer={key!r}.")
+        if self.built and isinstance(layer, Layer) and not layer.built and self._build_shape is not None:
+            layer._build(self._output_shape_upto(len(self._stack)), device=None)
+        self.add_module(key, layer)
+        self._stack.append(layer)
+        self._takes.append((_accepts(layer, "mask"), _accepts(layer, "training")))
+        if len(self._stack) == 1 and isinstance(layer, Layer) and layer.built and not self.built:
+            self._build(layer._build_shape, device=None)  # Keras: `input_shape=` on the first layer builds the model
+
+    def pop(self) -> nn.Module:
+        """Remove and return the last layer."""
+        if not self._stack:
+            raise ArgumentError(f"{self._label}: there is no layer to pop. Received: layers=[].")
+        layer = self._stack.pop()
+        self._takes.pop()
+        for key, module in list(self._modules.items()):
+            if module is layer:
+                del self._modules[key]
+        return layer
+
+    def build(self, input_shape: Shape) -> None:
+        shape = input_shape
+        for layer in self._stack:
+            if not isinstance(layer, Layer):
+                return  # a plain module: the rest build lazily on the first call
+            if not layer.built:
+                layer._build(shape, device=self._build_device)
+            shape = layer.compute_output_shape(shape)
+        return None
+
+    def call(self, inputs: torch.Tensor, mask: torch.Tensor | None = None, training: bool | None = None) -> torch.Tensor:
+        outputs = inputs
+        for layer, (takes_mask, takes_training) in zip(self._stack, self._takes):
+            kwargs: dict[str, Any] = {}
+            if takes_mask and mask is not None:
+                kwargs["mask"] = mask
+            if takes_training and training is not None:
+                kwargs["training"] = training
+            next_mask = layer.compute_mask(outputs, mask) if isinstance(layer, Layer) else None
+            outputs = layer(outputs, **kwargs)
+            mask = next_mask
+        return outputs
+
+    def compute_mask(self, inputs: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor | None:
+        for layer in self._stack:
+            mask = layer.compute_mask(inputs, mask) if isinstance(layer, Layer) else None
+            inputs = layer(inputs)
+        return mask
+
+    def compute_output_shape(self, input_shape: Shape) -> Shape:
+        shape = tuple(input_shape)
+        for layer in self._stack:
+            if not isinstance(layer, Layer):
+                raise ArgumentError(f"{self._label}: cannot infer the output shape through the torch module {type(layer).__name__}. Received: input_shape={input_shape}.")
+            shape = layer.compute_output_shape(shape)
+        return shape
+
+    def _output_shape_upto(self, count: int) -> Shape:
+        shape = self._build_shape
+        for layer in self._stack[:count]:
+            shape = layer.compute_output_shape(shape)
+        return shape
+
+    def get_config(self) -> dict[str, Any]:
+        config = super().get_config()
+        layers = []
+        for layer in self._stack:
+            if not isinstance(layer, Layer):
+                raise ArgumentTypeError(f"{self._label}: `get_config` needs xlayers layers only. Received: layer of type {type(layer).__name__}.")
+            entry = {"class_name": type(layer).__name__, "config": layer.get_config()}
+            if layer.built:
+                entry["build_config"] = layer.get_build_config()
+            layers.append(entry)
+        config["layers"] = layers
+        return config
+
+    @classmethod
+    def from_config(cls, config: Mapping[str, Any]) -> Sequential:
+        config = dict(config)
+        layers = []
+        for entry in config.pop("layers", []):
+            layer = get_layer_class(entry["class_name"]).from_config(entry["config"])
+            layer.build_from_config(entry.get("build_config"))
+            layers.append(layer)
+        return cls(layers, **config)
+
+    def extra_repr(self) -> str:
+        return f"name={self.name!r}" + (f", built_with={self._build_shape}" if self.built else "")
+
+    def summary(self, print_fn: Callable[[str], Any] = print) -> None:
+        """Print a table of layers: name (type), output shape, parameter count; then totals."""
+        rows = [("Layer (type)", "Output Shape", "Param #")]
+        shape = self._build_shape
+        for layer in self._stack:
+            kind = type(layer).__name__
+            name = layer.name if isinstance(layer, Layer) else "-"
+            if shape is not None and isinstance(layer, Layer):
+                shape = layer.compute_output_shape(shape)
+                out = str(tuple(shape))
+            else:
+                shape, out = None, "?"
+            built = not isinstance(layer, Layer) or layer.built
+            params = sum(p.numel() for p in layer.parameters()) if built else None
+            rows.append((f"{name} ({kind})", out, "?" if params is None else f"{params:,}"))
+        widths = [max(len(r[i]) for r in rows) + 2 for i in range(3)]
+        rule = "+" + "+".join("-" * w for w in widths) + "+"
+
+        def line(row: tuple[str, str, str]) -> str:
+            return "|" + "|".join(f" {c:<{w - 2}} " if i < 2 else f" {c:>{w - 2}} " for i, (c, w) in enumerate(zip(row, widths))) + "|"
+
+        total = sum(p.numel() for p in self.parameters())
+        trainable = sum(p.numel() for p in self.parameters() if p.requires_grad)
+        text = [f'Model: "{self.name}"', rule, line(rows[0]), rule.replace("-", "=")]
+        text += [line(r) for r in rows[1:]] + [rule]
+        text += [f" Total params: {total:,}", f" Trainable params: {trainable:,}", f" Non-trainable params: {total - trainable:,}"]
+        print_fn("\n".join(text))
