@@ -12,6 +12,7 @@ from .layer import InputSpec as InputSpec
 from .layer import Layer as Layer
 from .layer import apply_constraints as apply_constraints
 from .layer import clear_session as clear_session
+from .layers.conv import Conv2D as Conv2D
 from .layers.core import Dense as Dense
 from .layers.core import Masking as Masking
 from .layout import Weight as Weight
@@ -20,6 +21,7 @@ from .models import Sequential as Sequential
 __version__ = "0.1.0"
 
 __all__ = [
+    "Conv2D",
     "Dense",
     "InputSpec",
     "Layer",

@@ -193,7 +193,9 @@ def _unknown(identifier: str) -> UnknownNameError:
     )
 
 
-def get(identifier: Union[str, Dict[str, Any], Constraint, type, Callable[[Tensor], Tensor], None]) -> Optional[Callable[[Tensor], Tensor]]:
+def get(
+    identifier: Union[str, Dict[str, Any], Constraint, type, Callable[[Tensor], Tensor], None],
+) -> Optional[Callable[[Tensor], Tensor]]:
     """Resolves a constraint identifier.
 
     Args:

@@ -901,7 +901,9 @@ def _unknown(identifier: str) -> UnknownNameError:
     )
 
 
-def get(identifier: Union[str, Dict[str, Any], Initializer, type, Callable[..., Tensor], None]) -> Optional[Callable[..., Tensor]]:
+def get(
+    identifier: Union[str, Dict[str, Any], Initializer, type, Callable[..., Tensor], None],
+) -> Optional[Callable[..., Tensor]]:
     """Resolves an initializer identifier.
 
     Args:

@@ -61,8 +61,9 @@ def get_layer_class(class_name: str) -> type[Layer]:
 
 
 def _snake_case(name: str) -> str:
+    """Keras's default-name rule: ``Conv2D`` -> ``conv2d``, ``BatchNormalization`` -> ``batch_normalization``."""
     name = re.sub(r"(.)([A-Z][a-z]+)", r"\1_\2", name)
-    return re.sub(r"([a-z0-9])([A-Z])", r"\1_\2", name).lower()
+    return re.sub(r"([a-z])([A-Z])", r"\1_\2", name).lower()
 
 
 def _unique_name(prefix: str) -> str:
@@ -238,8 +239,7 @@ class Layer(nn.Module, metaclass=_LayerMeta):
         inputs = args[0] if args else kwargs.get("inputs")
         if isinstance(inputs, (list, tuple)) and inputs and hasattr(inputs[0], "shape"):
             inputs = inputs[0]
-        if not hasattr(inputs, "shape"):
-            inputs = np.asarray(inputs)
+        inputs = layer._as_tensor(inputs)
         layer._build(tuple(inputs.shape), device=getattr(inputs, "device", None))
 
     @staticmethod
@@ -312,11 +312,7 @@ class Layer(nn.Module, metaclass=_LayerMeta):
     def convert_input(self, inputs: Any, spec: InputSpec | None | bool = True) -> torch.Tensor:
         """``inputs`` as a tensor of the weights' dtype and device, after checking its rank,
         sizes and dtype against the layer. Numpy arrays are accepted."""
-        if not isinstance(inputs, torch.Tensor):
-            if isinstance(inputs, np.ndarray) or np.isscalar(inputs) or isinstance(inputs, (list, tuple)):
-                inputs = torch.as_tensor(np.asarray(inputs))
-            else:
-                raise InputDtypeError(f"{self._label}: expected a torch tensor or numpy array. Received: type={type(inputs).__name__}.")
+        inputs = self._as_tensor(inputs)
         if spec is True:
             spec = self.input_spec
         if spec is not None:
@@ -335,6 +331,14 @@ class Layer(nn.Module, metaclass=_LayerMeta):
                 f"`.to()`). Received: device={inputs.device}."
             )
         return inputs.to(reference.dtype)
+
+    def _as_tensor(self, inputs: Any) -> torch.Tensor:
+        if isinstance(inputs, torch.Tensor):
+            return inputs
+        array = np.asarray(inputs) if isinstance(inputs, (np.ndarray, np.generic, int, float, list, tuple)) else None
+        if array is None or array.dtype.kind not in "biuf":
+            raise InputDtypeError(f"{self._label}: expected a torch tensor or numpy array. Received: type={type(inputs).__name__}.")
+        return torch.from_numpy(np.ascontiguousarray(array))
 
     def _first_weight(self) -> torch.Tensor | None:
         return self._parameters[self._weight_names[0]] if self._weight_names else None

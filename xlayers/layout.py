@@ -98,6 +98,11 @@ class Weight:
             return self.torch or self.axes
         return self.onnx or self.torch or self.axes
 
+    def permutation(self, source: Framework, target: Framework) -> tuple[int, ...]:
+        """Axes of ``source``'s layout in ``target``'s order, for ``tensor.permute`` (ungated weights)."""
+        src = self.order(source)
+        return tuple(src.index(axis) for axis in self.order(target))
+
     def gate_order(self, framework: Framework) -> str:
         """The gate order of ``framework`` in Keras's letters (``""`` if ungated)."""
         declared = {"keras": self.gates, "torch": self.torch_gates, "onnx": self.onnx_gates}[framework]

@@ -176,7 +176,8 @@ class OrthogonalRegularizer(Regularizer):
         axis = 1 if self.mode == "rows" else 0
         # Keras's L2 normalisation: x * min(rsqrt(sum(x**2)), 1 / epsilon).
         inv_norm = torch.rsqrt(torch.sum(torch.square(x), dim=axis, keepdim=True))
-        inv_norm = torch.clamp(inv_norm, max=1.0 / _EPSILON)
+        # (1 / epsilon overflows float16; cap at the dtype's largest value there.)
+        inv_norm = torch.clamp(inv_norm, max=min(1.0 / _EPSILON, torch.finfo(x.dtype).max))
         v = x * inv_norm
         if self.mode == "rows":
             product = v @ v.T
@@ -211,7 +212,9 @@ def _unknown(identifier: str) -> UnknownNameError:
     )
 
 
-def get(identifier: Union[str, Dict[str, Any], Regularizer, type, Callable[[Tensor], Tensor], None]) -> Optional[Callable[[Tensor], Tensor]]:
+def get(
+    identifier: Union[str, Dict[str, Any], Regularizer, type, Callable[[Tensor], Tensor], None],
+) -> Optional[Callable[[Tensor], Tensor]]:
     """Resolves a regularizer identifier.
 
     Args:

@@ -171,7 +171,19 @@ def conv_padded(
     method: str = "shift",
 ) -> torch.Tensor:
     """Convolution with explicit, possibly asymmetric ``(before, after)`` zero padding per dim."""
+    if method not in METHODS:
+        raise ArgumentError(f"`method` must be one of {METHODS}. Received: method={method!r}")
     n = inputs.dim() - 2
+    if n == 1 and inputs.stride(1) < inputs.stride(2):
+        # Channels-last 1-D input (an NLC tensor viewed as NCL): torch's conv1d would copy it
+        # to NCL and reorder it again inside oneDNN; as a (N, C, 1, L) view it is exactly
+        # channels_last 2-D memory, which the 2-D conv consumes as is (~2.5x faster).
+        y = conv_padded(
+            inputs.unsqueeze(2), weight.unsqueeze(2), bias, ((0, 0),) + tuple(pads),
+            strides=(1,) + tuple(strides), dilation_rate=(1,) + tuple(dilation_rate),
+            groups=groups, contiguous=contiguous, method=method,
+        )
+        return y.squeeze(2)
     conv_fn = _CONV_FNS[n]
     sizes = tuple(inputs.shape[2:])
     ks = tuple(weight.shape[2:])
@@ -194,9 +206,7 @@ def conv_padded(
         return _conv_pad(conv_fn, inputs, weight, bias, pads, ss, ds, groups)
     if method == "border":
         return _conv_border(conv_fn, inputs, weight, bias, pads, ss, ds, groups, outs)
-    if method == "fold":
-        return _conv_fold(conv_fn, inputs, weight, bias, pads, ss, ds, groups, outs, contiguous)
-    raise ArgumentError(f"`method` must be one of {METHODS}. Received: method={method!r}")
+    return _conv_fold(conv_fn, inputs, weight, bias, pads, ss, ds, groups, outs, contiguous)
 
 
 def _flat_pad(pads: Sequence[Pair]) -> list[int]:

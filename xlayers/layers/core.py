@@ -13,7 +13,7 @@ from ..errors import ArgumentError
 from ..layer import InputSpec, Layer, Shape
 from ..layout import Weight
 
-__all__ = ["Dense", "Masking"]
+__all__ = ["Dense", "LoraMixin", "Masking", "check_positive_int"]
 
 
 def check_positive_int(layer: str, argument: str, value: Any) -> int:
@@ -23,7 +23,46 @@ def check_positive_int(layer: str, argument: str, value: Any) -> int:
     return value
 
 
-class Dense(Layer):
+class LoraMixin:
+    """Keras's LoRA for kernel layers: with ``lora_rank`` set, ``kernel`` is frozen and
+    ``(lora_alpha / lora_rank) * lora_kernel_a @ lora_kernel_b`` is added to it.
+
+    The host declares ``lora_kernel_a`` / ``lora_kernel_b`` in its ``LAYOUT`` (enabled by
+    ``lora_rank``, axis ``rank``) and calls :meth:`_init_lora` in its constructor.
+    """
+
+    def _init_lora(self, lora_rank: int | None, lora_alpha: float | None) -> None:
+        if lora_rank is not None:
+            check_positive_int(type(self).__name__, "lora_rank", lora_rank)
+            if self.kernel_constraint is not None:
+                raise ArgumentError(
+                    f"`{type(self).__name__}`: `lora_rank` cannot be combined with `kernel_constraint`. "
+                    f"Received: lora_rank={lora_rank}."
+                )
+        self.lora_rank = lora_rank
+        self.lora_alpha = lora_alpha if lora_alpha is not None else lora_rank
+
+    def _build(self, input_shape: Shape, device: torch.device | None) -> None:
+        super()._build(input_shape, device)
+        if self.lora_rank:  # as Keras's enable_lora: the base kernel is frozen
+            self.kernel.requires_grad_(False)
+            self._weight_trainable["kernel"] = False
+
+    def initializer_for(self, weight: Weight) -> Callable[..., torch.Tensor]:
+        lora = {"lora_kernel_a": "he_uniform", "lora_kernel_b": "zeros"}
+        return initializers.get(lora[weight.name]) if weight.name in lora else super().initializer_for(weight)
+
+    def merged_kernel(self) -> torch.Tensor:
+        """``kernel``, plus the scaled LoRA update when ``lora_rank`` is set."""
+        if not self.lora_rank:
+            return self.kernel
+        return self.kernel + (self.lora_alpha / self.lora_rank) * (self.lora_kernel_a @ self.lora_kernel_b)
+
+    def lora_config(self) -> dict[str, Any]:
+        return {"lora_rank": self.lora_rank, "lora_alpha": self.lora_alpha} if self.lora_rank else {}
+
+
+class Dense(LoraMixin, Layer):
     """Densely connected layer: ``outputs = activation(inputs @ kernel + bias)``.
 
     Applies on the last axis of inputs of any rank >= 2; the torch mapping is
@@ -99,12 +138,7 @@ class Dense(Layer):
         self.bias_regularizer = regularizers.get(bias_regularizer)
         self.kernel_constraint = constraints.get(kernel_constraint)
         self.bias_constraint = constraints.get(bias_constraint)
-        if lora_rank is not None:
-            check_positive_int("Dense", "lora_rank", lora_rank)
-            if self.kernel_constraint is not None:
-                raise ArgumentError(f"`Dense`: `lora_rank` cannot be combined with `kernel_constraint`. Received: lora_rank={lora_rank}.")
-        self.lora_rank = lora_rank
-        self.lora_alpha = lora_alpha if lora_alpha is not None else lora_rank
+        self._init_lora(lora_rank, lora_alpha)
         if quantization_config is not None:
             raise ArgumentError(f"`Dense`: quantized layers are not supported; `quantization_config` must be None. Received: quantization_config={quantization_config!r}.")
         self.input_spec = InputSpec(min_ndim=2)
@@ -117,21 +151,8 @@ class Dense(Layer):
         self.input_spec = InputSpec(min_ndim=2, axes={-1: input_dim})
         return {"in": input_dim, "units": self.units, "rank": self.lora_rank or 0}
 
-    def _build(self, input_shape: Shape, device: torch.device | None) -> None:
-        super()._build(input_shape, device)
-        if self.lora_rank:  # as Keras's enable_lora: the base kernel is frozen
-            self.kernel.requires_grad_(False)
-            self._weight_trainable["kernel"] = False
-
-    def initializer_for(self, weight: Weight) -> Callable[..., torch.Tensor]:
-        lora = {"lora_kernel_a": "he_uniform", "lora_kernel_b": "zeros"}
-        return initializers.get(lora[weight.name]) if weight.name in lora else super().initializer_for(weight)
-
     def call(self, inputs: torch.Tensor) -> torch.Tensor:
-        kernel = self.kernel
-        if self.lora_rank:
-            kernel = kernel + (self.lora_alpha / self.lora_rank) * (self.lora_kernel_a @ self.lora_kernel_b)
-        outputs = F.linear(inputs, kernel.T, self.bias if self.use_bias else None)
+        outputs = F.linear(inputs, self.merged_kernel().T, self.bias if self.use_bias else None)
         return self.activation(outputs)
 
     def compute_output_shape(self, input_shape: Shape) -> Shape:
@@ -150,9 +171,8 @@ class Dense(Layer):
             "kernel_constraint": constraints.serialize(self.kernel_constraint),
             "bias_constraint": constraints.serialize(self.bias_constraint),
             "quantization_config": None,
+            **self.lora_config(),
         }
-        if self.lora_rank:
-            config.update(lora_rank=self.lora_rank, lora_alpha=self.lora_alpha)
         return config
 
 

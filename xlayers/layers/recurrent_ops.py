@@ -11,26 +11,43 @@ with the gates stacked along the last axis in the order ``i, f, c, o``
 (torch calls the third gate ``g``; the order is the same), so ``kernel.T`` is
 already torch's ``weight_ih`` and ``recurrent_kernel.T`` torch's ``weight_hh``.
 
-Keras semantics reproduced here (see ``keras/src/backend/tensorflow/rnn.py``
-and ``keras/src/layers/rnn/lstm.py``):
+Keras semantics reproduced here (Keras 3.15, TF backend; on CPU TF always runs
+the generic ``backend.rnn`` loop because ``cudnn_ok`` requires a GPU,
+``backend/tensorflow/rnn.py:795-817``):
 
 * Masked time steps do not update the states (``h``/``c`` are carried over);
   the output of a masked step is the previous step's (masked) output, which
   is zero before the first unmasked step, or zero when
-  ``zero_output_for_mask=True``.
+  ``zero_output_for_mask=True`` (``backend/tensorflow/rnn.py:337-377``;
+  ``layers/rnn/rnn.py:182,204``: LSTM's default is ``False``).
 * ``go_backwards=True`` reverses the whole padded sequence *and* the mask,
   and the output sequence is returned in processing order (i.e. reversed,
   it is not flipped back).  With a right-padded mask the reversed mask is
-  left-padded, so the leading processed steps are masked and output zeros.
+  left-padded, so the leading processed steps are masked and output zeros
+  (``backend/tensorflow/rnn.py:245-252,290-297,437-444``).
 * The last output of Keras (``return_sequences=False``) is ``outputs[:, -1]``,
   not ``h``: they only differ for a row that is masked at every step (output
-  zero, ``h`` = initial state) or when ``zero_output_for_mask=True``.
+  zero, ``h`` = initial state) or when ``zero_output_for_mask=True``
+  (``backend/tensorflow/rnn.py:438``, ``layers/rnn/rnn.py:444-451``).
 * Dropout masks are drawn once per call and reused for every step.  Without
   recurrent dropout, Keras uses ONE input mask of shape ``(batch, features)``
   shared by all four gates; with recurrent dropout (``implementation=1``) it
   uses FOUR input masks and FOUR recurrent masks (one per gate).  The masks
   are scaled by ``1 / (1 - rate)`` and are only used when training and
-  ``0 < rate < 1``.  :func:`lstm_dropout_masks` builds them.
+  ``0 < rate < 1`` (``layers/rnn/lstm.py:134-139,234-275``,
+  ``layers/rnn/rnn.py:419-436``, ``layers/rnn/dropout_rnn_cell.py:22-53``).
+  :func:`lstm_dropout_masks` builds them.  A single input mask keeps the
+  fused path (it is applied to the inputs first, as Keras' own cuDNN branch
+  does, ``lstm.py:533-544``); per-gate input masks or any recurrent mask
+  use the loop.
+* The single Keras bias goes in as torch's ``b_ih`` with a zero ``b_hh``, as
+  Keras' own cuDNN path does (``backend/tensorflow/rnn.py:909``).
+  ``unit_forget_bias`` only affects initialisation (``lstm.py:165-191``).
+* Under ``torch.compile`` a mask always takes the loop path (the
+  right-padding test and packing are data dependent); without a mask the
+  fused call traces with ``fullgraph=True`` (calling ``torch.lstm`` directly
+  avoids dynamo's ``allow_rnn`` graph break, which only concerns
+  ``nn.LSTM``/``nn.GRU``/``nn.RNN`` modules).
 
 Paths (returned as the fourth element of :func:`lstm`'s result):
 

@@ -1,0 +1,1 @@
+"""Conformance of xlayers against real Keras (TF backend): references, tolerances, checks."""

@@ -1,0 +1,77 @@
+"""The reference: the Keras (TensorFlow backend) twin of an xlayers layer.
+
+``keras_twin(layer)`` builds the ``keras.layers`` class of the same name from the xlayers
+layer's ``get_config()`` (the two share Keras's argument names) and gives it the same
+weights through Keras's public ``set_weights``, in Keras's order and layout.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+
+os.environ.setdefault("KERAS_BACKEND", "tensorflow")
+os.environ.setdefault("TF_ENABLE_ONEDNN_OPTS", "0")
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+__all__ = ["keras", "keras_call", "keras_twin"]
+
+
+def keras() -> Any:
+    """The ``keras`` module on the TF backend (imported on first use: TF is heavy)."""
+    import keras as _keras
+
+    if _keras.backend.backend() != "tensorflow":
+        raise RuntimeError(f"The Keras reference must run on the TensorFlow backend. Received: backend={_keras.backend.backend()!r}.")
+    return _keras
+
+
+class ChannelsFirstTwin:
+    """TF's CPU convolutions take NHWC only: a ``channels_first`` layer is checked against the
+    ``channels_last`` Keras layer applied between two transposes, which is Keras's own
+    definition of ``channels_first`` (the kernel layout does not depend on it)."""
+
+    def __init__(self, twin: Any) -> None:
+        self.twin = twin
+
+    def __call__(self, inputs: Any, **kwargs: Any) -> Any:
+        import tensorflow as tf
+
+        rank = len(inputs.shape)
+        to_last = [0, *range(2, rank), 1]
+        to_first = [0, rank - 1, *range(1, rank - 1)]
+        return tf.transpose(self.twin(tf.transpose(inputs, to_last), **kwargs), to_first)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.twin, name)
+
+
+def keras_twin(layer: Any) -> Any:
+    """A built Keras layer with ``layer``'s configuration and weights."""
+    module = keras()
+    klass = getattr(module.layers, type(layer).__name__)
+    config = layer.get_config()
+    shape = tuple(layer._build_shape)
+    channels_first = config.get("data_format") == "channels_first"
+    if channels_first:
+        config["data_format"] = "channels_last"
+        shape = (shape[0], *shape[2:], shape[1])
+    twin = klass.from_config(config)
+    twin.build(shape)
+    twin.set_weights(layer.get_weights())
+    return ChannelsFirstTwin(twin) if channels_first else twin
+
+
+def keras_call(twin: Any, inputs: np.ndarray | Sequence[np.ndarray], **kwargs: Any) -> list[np.ndarray]:
+    """Call ``twin`` and return every output as a numpy array (states included)."""
+    import tensorflow as tf
+
+    converted = {k: (tf.constant(v) if isinstance(v, np.ndarray) else v) for k, v in kwargs.items()}
+    if "initial_state" in converted and isinstance(converted["initial_state"], (list, tuple)):
+        converted["initial_state"] = [tf.constant(s) for s in converted["initial_state"]]
+    outputs = twin(tf.constant(inputs), **converted)
+    outputs = outputs if isinstance(outputs, (list, tuple)) else [outputs]
+    return [np.asarray(o) for o in outputs]

@@ -1,0 +1,106 @@
+"""The tolerance policy: the one place that says how close is equal.
+
+An element passes when ``|actual - expected| <= FACTOR[device] * (rtol * |expected| + atol * scale)``
+where ``scale = max(1, max |expected|)`` over the whole tensor, so bounds follow each
+tensor's magnitude (a gradient of size 1e3 is not held to an absolute 1e-6), and
+``(rtol, atol)`` comes from the dtype. ``FACTOR`` widens bounds for comparisons across
+frameworks (different summation orders, different fused kernels) and devices.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+
+__all__ = ["Comparison", "DTYPE_TOLERANCE", "FACTOR", "compare", "tolerance"]
+
+# (rtol, atol) per dtype: a few units in the last place, times the accumulation depth seen in
+# practice (convolutions and LSTMs sum hundreds of terms).
+DTYPE_TOLERANCE: dict[str, tuple[float, float]] = {
+    "float64": (1e-10, 1e-12),
+    "float32": (2e-6, 2e-7),
+    "bfloat16": (1.6e-2, 4e-3),
+    "float16": (2e-3, 5e-4),
+}
+
+# Cross-framework factor per device: Keras on CPU vs xlayers on this device.
+FACTOR: dict[str, float] = {"cpu": 8.0, "cuda": 16.0}
+
+
+def tolerance(dtype: str | torch.dtype, device: str = "cpu") -> tuple[float, float]:
+    """``(rtol, atol)`` for ``dtype`` on ``device``, the cross-framework factor applied."""
+    name = str(dtype).removeprefix("torch.")
+    rtol, atol = DTYPE_TOLERANCE[name]
+    factor = FACTOR[str(device).split(":")[0]]
+    return rtol * factor, atol * factor
+
+
+@dataclass(frozen=True)
+class Comparison:
+    """The outcome of comparing two arrays under the policy."""
+
+    passed: bool
+    max_abs_error: float
+    max_rel_error: float
+    mismatched: int
+    total: int
+    worst_index: tuple[int, ...]
+    rtol: float
+    atol: float
+    scale: float
+
+    def describe(self, what: str) -> str:
+        return (
+            f"{what}: {self.mismatched}/{self.total} elements outside tolerance "
+            f"(rtol={self.rtol:.1e}, atol={self.atol:.1e} x scale {self.scale:.3g}); "
+            f"greatest abs diff {self.max_abs_error:.3e}, greatest rel diff {self.max_rel_error:.3e} "
+            f"at index {self.worst_index}"
+        )
+
+
+def _numpy(value: object) -> np.ndarray:
+    if isinstance(value, torch.Tensor):
+        value = value.detach().cpu()
+        value = value.double() if value.dtype in (torch.bfloat16, torch.float16) else value
+        return value.numpy()
+    return np.asarray(value)
+
+
+def compare(actual: object, expected: object, dtype: str | torch.dtype, device: str = "cpu") -> Comparison:
+    """Compare ``actual`` against ``expected`` under the policy for ``dtype`` on ``device``."""
+    a = _numpy(actual).astype(np.float64)
+    e = _numpy(expected).astype(np.float64)
+    rtol, atol = tolerance(dtype, device)
+    if a.shape != e.shape:
+        return Comparison(False, float("inf"), float("inf"), max(a.size, e.size), max(a.size, e.size), (), rtol, atol, 0.0)
+    if a.size == 0:
+        return Comparison(True, 0.0, 0.0, 0, 0, (), rtol, atol, 0.0)
+    scale = max(1.0, float(np.max(np.abs(e))))
+    diff = np.abs(a - e)
+    diff[np.isnan(a) & np.isnan(e)] = 0.0
+    diff[np.isnan(diff)] = np.inf
+    bound = rtol * np.abs(e) + atol * scale
+    bad = diff > bound
+    rel = diff / np.maximum(np.abs(e), np.finfo(np.float64).tiny)
+    worst = np.unravel_index(int(np.argmax(diff)), diff.shape)
+    return Comparison(
+        passed=not bool(bad.any()),
+        max_abs_error=float(diff.max()),
+        max_rel_error=float(rel.max()),
+        mismatched=int(bad.sum()),
+        total=int(diff.size),
+        worst_index=tuple(int(i) for i in worst),
+        rtol=rtol,
+        atol=atol,
+        scale=scale,
+    )
+
+
+def assert_close(actual: object, expected: object, dtype: str | torch.dtype = "float32", device: str = "cpu", what: str = "output") -> Comparison:
+    """``compare`` and raise ``AssertionError`` with the policy's failure line if it fails."""
+    result = compare(actual, expected, dtype, device)
+    if not result.passed:
+        raise AssertionError(result.describe(what))
+    return result

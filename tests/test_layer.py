@@ -1,0 +1,190 @@
+"""The `Layer` contract: lazy build, weights, config, state_dict, regularizers, constraints,
+torch conventions (devices, dtypes, optimizers, compile), and bad input."""
+
+import copy
+import json
+
+import numpy as np
+import pytest
+import torch
+
+import xlayers
+from xlayers import Dense, Layer
+from xlayers.errors import InputDeviceError, NotBuiltError, WeightShapeError
+
+
+class Linear(Layer):
+    """The seed's custom layer: state in `build`, logic in `call`."""
+
+    def __init__(self, units: int = 32, **kwargs):
+        super().__init__(**kwargs)
+        self.units = units
+
+    def build(self, input_shape):
+        self.w = self.add_weight(shape=(input_shape[-1], self.units), initializer="random_normal", name="w")
+        self.b = self.add_weight(shape=(self.units,), initializer="zeros", name="b")
+
+    def call(self, inputs):
+        return inputs @ self.w + self.b
+
+    def compute_output_shape(self, input_shape):
+        return (*input_shape[:-1], self.units)
+
+    def get_config(self):
+        return {**super().get_config(), "units": self.units}
+
+
+def test_custom_layer_lazy_build():
+    layer = Linear(4)
+    assert not layer.built and layer.weights == [] and list(layer.parameters()) == []
+    out = layer(torch.randn(2, 3))
+    assert layer.built and out.shape == (2, 4)
+    assert [tuple(w.shape) for w in layer.weights] == [(3, 4), (4,)]
+    assert layer._forward_pre_hooks == {}  # the build hook removed itself
+    assert layer.count_params() == 16
+
+
+def test_eager_build_from_input_shape_and_input_dim():
+    assert Dense(3, input_shape=(5,)).kernel.shape == (5, 3)
+    assert Dense(3, input_dim=5).kernel.shape == (5, 3)
+    assert Dense(3, input_shape=(5,))._build_shape == (None, 5)
+
+
+def test_unique_default_names():
+    names = [Dense(1).name, Dense(1).name, Linear(1).name, Dense(1, name="head").name]
+    assert names == ["dense", "dense_1", "linear", "head"]
+
+
+def test_add_weight_after_build_is_refused():
+    layer = Linear(2)
+    layer(torch.randn(1, 3))
+    with pytest.raises(ValueError, match=r"weights can only be added in `build`"):
+        layer.add_weight(shape=(1,), name="late")
+
+
+def test_get_set_weights_keras_order_and_errors():
+    layer = Dense(3, input_dim=2)
+    kernel, bias = np.arange(6, dtype=np.float32).reshape(2, 3), np.array([1, 2, 3], np.float32)
+    layer.set_weights([kernel, bias])
+    got = layer.get_weights()
+    assert np.array_equal(got[0], kernel) and np.array_equal(got[1], bias)
+    before = [w.copy() for w in layer.get_weights()]
+    with pytest.raises(WeightShapeError, match=r"`dense`: weight `kernel` must have shape \(in=2, units=3\) in keras layout\. Received: shape=\(3, 2\)"):
+        layer.set_weights([kernel.T, bias])
+    with pytest.raises(WeightShapeError, match=r"expected 2 weights \(dense/kernel, dense/bias\)\. Received: 1 weights"):
+        layer.set_weights([kernel])
+    with pytest.raises(WeightShapeError):
+        layer.set_weights([kernel, bias[:2]])  # the kernel must not have been written before the check failed
+    assert all(np.array_equal(a, b) for a, b in zip(before, layer.get_weights()))
+
+
+def test_not_built_errors():
+    with pytest.raises(NotBuiltError, match=r"`Dense` layer 'dense': `count_params` needs a built layer"):
+        Dense(2).count_params()
+    with pytest.raises(NotBuiltError, match=r"cannot load weights into an unbuilt layer"):
+        Dense(2).load_state_dict({"kernel": torch.zeros(3, 2), "bias": torch.zeros(2)})
+
+
+def test_config_round_trip_through_json():
+    layer = Dense(4, activation="gelu", use_bias=False, kernel_initializer="he_normal", kernel_regularizer="l2",
+                  kernel_constraint="max_norm", activity_regularizer="l1", name="d", trainable=False, dtype="float64")
+    config = json.loads(json.dumps(layer.get_config()))
+    clone = Dense.from_config(config)
+    assert clone.get_config() == layer.get_config()
+    assert config["activation"] == "gelu" and config["dtype"] == "float64"
+    custom = Linear(7)
+    assert Linear.from_config(json.loads(json.dumps(custom.get_config()))).units == 7
+
+
+def test_state_dict_round_trip_and_keys():
+    a, b = Dense(3, input_dim=4), Dense(3, input_dim=4)
+    assert list(a.state_dict()) == ["kernel", "bias"]
+    b.load_state_dict(a.state_dict())
+    x = torch.randn(2, 4)
+    assert torch.equal(a(x), b(x))
+    with pytest.raises(RuntimeError, match=r"size mismatch for kernel"):
+        b.load_state_dict({"kernel": torch.zeros(4, 4), "bias": torch.zeros(3)})
+
+
+def test_trainable_flag_and_optimizer():
+    layer = Dense(2, input_dim=3)
+    layer.trainable = False
+    assert layer.trainable_weights == [] and len(layer.non_trainable_weights) == 2
+    assert not any(p.requires_grad for p in layer.parameters())
+    layer.trainable = True
+    optimizer = torch.optim.SGD(layer.parameters(), lr=0.1)
+    before = layer.kernel.detach().clone()
+    layer(torch.randn(5, 3)).sum().backward()
+    optimizer.step()
+    assert not torch.equal(before, layer.kernel)
+
+
+def test_regularization_losses_match_keras_formula():
+    layer = Dense(3, kernel_regularizer=xlayers.regularizers.L2(0.1), bias_regularizer="l1", activity_regularizer=xlayers.regularizers.L1(0.5), input_dim=2)
+    with torch.no_grad():
+        layer.bias.fill_(0.5)
+    x = torch.randn(4, 2)
+    out = layer(x)
+    kernel_loss, bias_loss, activity_loss = layer.losses
+    torch.testing.assert_close(kernel_loss, 0.1 * (layer.kernel ** 2).sum())
+    torch.testing.assert_close(bias_loss, 0.01 * layer.bias.abs().sum())
+    torch.testing.assert_close(activity_loss, 0.5 * out.abs().sum() / 4)
+    model = xlayers.Sequential([layer, Dense(1, kernel_regularizer="l2")])
+    model(x)
+    assert len(model.losses) == 4  # containers collect their layers' losses
+
+
+def test_constraints_applied_by_one_call():
+    layer = Dense(3, kernel_constraint="non_neg", input_dim=2)
+    with torch.no_grad():
+        layer.kernel.fill_(-1.0)
+    model = torch.nn.Sequential(layer)
+    xlayers.apply_constraints(model)
+    assert torch.all(layer.kernel == 0)
+
+
+def test_numpy_and_dtype_inputs_are_cast_to_the_weights_dtype():
+    layer = Dense(2, input_dim=3)
+    assert layer(np.random.randn(4, 3)).dtype == torch.float32  # float64 numpy, cast like Keras
+    for dtype in (torch.float16, torch.bfloat16, torch.float64):
+        assert layer(torch.randn(4, 3, dtype=dtype)).dtype == torch.float32
+    layer.to(torch.float64)
+    assert layer(torch.randn(4, 3)).dtype == torch.float64 and layer.dtype == torch.float64
+    layer.to(torch.bfloat16)
+    assert layer(torch.randn(4, 3)).dtype == torch.bfloat16
+    assert layer.get_weights()[0].dtype == np.float32  # numpy has no bfloat16
+
+
+def test_device_mismatch_is_a_clear_error():
+    layer = Dense(2, input_dim=3)
+    with pytest.raises(InputDeviceError, match=r"must be on the weights' device cpu.*Received: device=meta"):
+        layer(torch.empty(4, 3, device="meta"))
+
+
+def test_lazy_build_on_the_inputs_device():
+    layer = Dense(2)
+    layer(torch.empty(4, 3, device="meta"))
+    assert layer.kernel.device.type == "meta"
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA device on this machine")
+def test_cuda_build_and_call():
+    layer = Dense(2)
+    out = layer(torch.randn(4, 3, device="cuda"))
+    assert out.device.type == "cuda" and layer.kernel.device.type == "cuda"
+
+
+def test_deepcopy_and_compile_of_built_layer():
+    layer = Dense(3, activation="relu", input_dim=4)
+    twin = copy.deepcopy(layer)
+    x = torch.randn(2, 4)
+    assert torch.equal(twin(x), layer(x))
+    compiled = torch.compile(layer, fullgraph=True)
+    torch.testing.assert_close(compiled(x), layer(x))
+
+
+def test_unknown_kwargs_and_bad_dtype():
+    with pytest.raises(TypeError, match=r"`Linear`: unrecognized keyword arguments \['foo'\]"):
+        Linear(2, foo=3)
+    with pytest.raises(TypeError, match=r"`dtype` must be a torch dtype"):
+        Dense(2, dtype="float8")
