@@ -552,6 +552,7 @@ def test_path_selection():
     k, rk, b = torch.randn(FEAT, 4 * U), torch.randn(U, 4 * U), torch.randn(4 * U)
     assert lstm(x, k, rk, b)[3] == "fused"
     assert lstm(x, k, rk, b, activation=F.tanh, recurrent_activation=F.sigmoid)[3] == "fused"
+    assert lstm(x, k, rk, b, activation=torch.nn.Tanh(), recurrent_activation=torch.nn.Sigmoid())[3] == "fused"
     assert lstm(x, k, rk, b, activation=torch.relu)[3] == "loop"
     assert lstm(x, k, rk, b, recurrent_activation=F.hardsigmoid)[3] == "loop"
     assert lstm(x, k, rk, b, fused_ok=False)[3] == "loop"

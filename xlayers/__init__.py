@@ -15,6 +15,7 @@ from .layer import clear_session as clear_session
 from .layers.conv import Conv2D as Conv2D
 from .layers.core import Dense as Dense
 from .layers.core import Masking as Masking
+from .layers.recurrent import LSTM as LSTM
 from .layout import Weight as Weight
 from .models import Sequential as Sequential
 
@@ -24,6 +25,7 @@ __all__ = [
     "Conv2D",
     "Dense",
     "InputSpec",
+    "LSTM",
     "Layer",
     "Masking",
     "Sequential",

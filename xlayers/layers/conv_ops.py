@@ -78,6 +78,24 @@ def _crop(y: torch.Tensor, starts: Sequence[int], lengths: Sequence[int], contig
     return F.pad(y, _flat_pad([(-z, z + o - y.shape[2 + i]) for i, (z, o) in enumerate(zip(starts, lengths))]))
 
 
+def _static_int(value: int, upper: int) -> int:
+    """``value`` (known to lie in ``[0, upper]``) as a plain Python int.
+
+    Under ``torch.compile(dynamic=True)`` the 'same' pads are SymInt expressions of the
+    input sizes (``Max``/floor-division terms) that inductor's conv lowering cannot digest.
+    A pad only depends on ``size % stride``, so comparing it with the few candidate values
+    (a shape guard, never a tensor-value branch) pins it to a constant: the graph keeps
+    symbolic sizes and at most ``stride`` variants per dimension are ever compiled.
+    """
+    # (dynamo reports SymInts as plain ints to isinstance, hence the is_compiling check)
+    if not (isinstance(value, torch.SymInt) or torch.compiler.is_compiling()):
+        return value
+    for candidate in range(upper + 1):
+        if value == candidate:
+            return candidate
+    return value  # unreachable for valid pads; keep the symbolic value
+
+
 def resolve_padding(
     padding: PaddingArg,
     spatial_size: Sequence[int],
@@ -152,6 +170,10 @@ def conv(
     ds = normalize_tuple(dilation_rate, n, "dilation_rate")
     ks = tuple(weight.shape[2:])
     pads = resolve_padding(padding, tuple(inputs.shape[2:]), ks, ss, ds)
+    if isinstance(padding, str):
+        pads = tuple(
+            (_static_int(b, _eff(k, d)), _static_int(a, _eff(k, d))) for (b, a), k, d in zip(pads, ks, ds)
+        )
     return conv_padded(
         inputs, weight, bias, pads, strides=ss, dilation_rate=ds, groups=groups,
         contiguous=contiguous, method=method,

@@ -132,6 +132,8 @@ def lstm_dropout_masks(
       as a ``(4, batch, dim)`` tensor; otherwise a single ``(batch, dim)``
       mask;
     * kept entries are scaled by ``1 / (1 - rate)``.
+
+    ``generator`` (if given) must live on ``inputs.device``.
     """
     if per_gate is None:
         per_gate = recurrent_dropout != 0.0
@@ -200,7 +202,8 @@ def lstm(
         activation, recurrent_activation: callables (``None`` = linear).
         fused_ok: ``None`` -> detect (fused only if ``activation`` is
             ``torch.tanh``/``F.tanh`` and ``recurrent_activation`` is
-            ``torch.sigmoid``/``F.sigmoid``); ``False`` -> never fused;
+            ``torch.sigmoid``/``F.sigmoid``, or ``nn.Tanh``/``nn.Sigmoid``
+            instances); ``False`` -> never fused;
             ``True`` -> the caller guarantees the activations are tanh and
             sigmoid (they are then not inspected).
         dropout_mask: input dropout, already scaled; ``(N, F)`` shared by the
@@ -266,7 +269,9 @@ def lstm(
     if recurrent_activation is None:
         recurrent_activation = _identity
     if fused_ok is None:
-        fused_ok = activation in _TANH_FNS and recurrent_activation in _SIGMOID_FNS
+        fused_ok = (activation in _TANH_FNS or isinstance(activation, torch.nn.Tanh)) and (
+            recurrent_activation in _SIGMOID_FNS or isinstance(recurrent_activation, torch.nn.Sigmoid)
+        )
 
     use_fused = (
         bool(fused_ok)

@@ -1,0 +1,70 @@
+"""LAYOUT declarations: parameters equal the declaration, views are permutations, gate
+reorders and round trips between Keras, torch and ONNX layouts are bit-exact."""
+
+import itertools
+
+import pytest
+import torch
+
+import xlayers
+from xlayers.layer import Layer, _LAYER_CLASSES
+from xlayers.layout import Weight
+
+LAYOUT_CLASSES = sorted((c for c in _LAYER_CLASSES.values() if c.LAYOUT), key=lambda c: c.__name__)
+FRAMEWORKS = ("keras", "torch", "onnx")
+
+
+@pytest.mark.parametrize("cls", LAYOUT_CLASSES, ids=lambda c: c.__name__)
+def test_views_are_permutations_and_gates_are_reorders(cls):
+    for weight in cls.LAYOUT:
+        for framework in FRAMEWORKS:
+            assert sorted(weight.order(framework)) == sorted(weight.axes)
+            if weight.gates:
+                assert sorted(weight.gate_order(framework)) == sorted(weight.gates)
+
+
+@pytest.mark.parametrize("cls", LAYOUT_CLASSES, ids=lambda c: c.__name__)
+def test_round_trips_are_bit_exact(cls):
+    for weight in cls.LAYOUT:
+        sizes = {axis: 2 + i for i, axis in enumerate(weight.axes)}
+        value = torch.randn(weight.shape(sizes), dtype=torch.float64)
+        for source, target in itertools.permutations(FRAMEWORKS, 2):
+            there = weight.convert(weight.convert(value, "keras", source), source, target)
+            assert tuple(there.shape) == weight.shape(sizes, target)
+            back = weight.convert(there, target, "keras")
+            assert torch.equal(back, value), (cls.__name__, weight.name, source, target)
+        assert weight.sizes_from(weight.shape(sizes)) == {a: s for a, s in sizes.items() if a != "gate"}
+
+
+def test_gate_reorder_moves_whole_gate_blocks():
+    weight = Weight("kernel", ("in", "gate", "units"), torch=("gate", "units", "in"), gates="ifco", torch_gates="ifgo", onnx_gates="iofc")
+    units, features = 3, 2
+    keras_value = torch.cat([torch.full((features, units), float(g)) for g in range(4)], dim=1)  # block g holds g
+    onnx_value = weight.convert(keras_value, "keras", "onnx")
+    assert onnx_value.shape == (4 * units, features)
+    assert [onnx_value[g * units, 0].item() for g in range(4)] == [0.0, 3.0, 1.0, 2.0]  # i, o, f, c
+    torch_value = weight.convert(keras_value, "keras", "torch")
+    assert torch.equal(torch_value, keras_value.T)  # torch's i, f, g, o is Keras's i, f, c, o
+
+
+def test_declaration_errors():
+    with pytest.raises(ValueError, match="not a permutation"):
+        Weight("kernel", ("in", "units"), torch=("units", "out"))
+    with pytest.raises(ValueError, match="gate order"):
+        Weight("kernel", ("in", "gate", "units"), gates="ifco", torch_gates="ifgx")
+
+
+def test_describe_names_axes():
+    weight = Weight("kernel", ("in", "gate", "units"), gates="ifco")
+    assert weight.describe({"in": 5, "units": 3}) == "(in=5, 4*units=12)"
+
+
+@pytest.mark.parametrize(
+    "layer, shape",
+    [(xlayers.Dense(3), (2, 5)), (xlayers.Conv2D(4, (2, 3), groups=2), (2, 6, 7, 4))],
+    ids=["Dense", "Conv2D"],
+)
+def test_parameters_equal_the_declaration(layer: Layer, shape):
+    layer(torch.randn(*shape))
+    declared = {w.name: w.shape(layer._sizes) for w in layer.declared_weights()}
+    assert {n: tuple(p.shape) for n, p in layer.named_parameters()} == declared
