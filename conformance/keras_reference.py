@@ -17,7 +17,7 @@ os.environ.setdefault("KERAS_BACKEND", "tensorflow")
 os.environ.setdefault("TF_ENABLE_ONEDNN_OPTS", "0")
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
-__all__ = ["keras", "keras_call", "keras_twin"]
+__all__ = ["keras", "keras_call", "keras_twin", "keras_twin_from_config"]
 
 
 def keras() -> Any:
@@ -50,10 +50,21 @@ class ChannelsFirstTwin:
 
 
 def keras_twin(layer: Any) -> Any:
-    """A built Keras layer with ``layer``'s configuration and weights."""
+    """A built Keras layer with ``layer``'s configuration and weights (copied by name)."""
+    from .transfer import to_keras
+
+    twin = keras_twin_from_config(layer)
+    to_keras(layer, twin)
+    return twin
+
+
+def keras_twin_from_config(layer: Any, dtype: str | None = None) -> Any:
+    """A built Keras layer with ``layer``'s configuration (and Keras's own initial weights)."""
     module = keras()
     klass = getattr(module.layers, type(layer).__name__)
     config = layer.get_config()
+    if dtype is not None:
+        config["dtype"] = dtype
     shape = tuple(layer._build_shape)
     channels_first = config.get("data_format") == "channels_first"
     if channels_first:
@@ -61,7 +72,6 @@ def keras_twin(layer: Any) -> Any:
         shape = (shape[0], *shape[2:], shape[1])
     twin = klass.from_config(config)
     twin.build(shape)
-    twin.set_weights(layer.get_weights())
     return ChannelsFirstTwin(twin) if channels_first else twin
 
 

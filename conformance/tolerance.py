@@ -68,11 +68,14 @@ def _numpy(value: object) -> np.ndarray:
     return np.asarray(value)
 
 
-def compare(actual: object, expected: object, dtype: str | torch.dtype, device: str = "cpu") -> Comparison:
-    """Compare ``actual`` against ``expected`` under the policy for ``dtype`` on ``device``."""
+def compare(
+    actual: object, expected: object, dtype: str | torch.dtype, device: str = "cpu", override: tuple[float, float] | None = None
+) -> Comparison:
+    """Compare ``actual`` against ``expected`` under the policy for ``dtype`` on ``device``
+    (or under a case's documented ``(rtol, atol)`` override)."""
     a = _numpy(actual).astype(np.float64)
     e = _numpy(expected).astype(np.float64)
-    rtol, atol = tolerance(dtype, device)
+    rtol, atol = override if override is not None else tolerance(dtype, device)
     if a.shape != e.shape:
         return Comparison(False, float("inf"), float("inf"), max(a.size, e.size), max(a.size, e.size), (), rtol, atol, 0.0)
     if a.size == 0:

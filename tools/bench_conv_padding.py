@@ -18,7 +18,14 @@ Inputs are NHWC tensors viewed as NCHW (torch ``channels_last``). Afterwards it 
 evidence that such an input reaches oneDNN without a layout copy (torch.profiler op list
 and oneDNN's own verbose log).
 
+Allocator note: at this size a fp32 tensor is ~32 MiB, right at glibc's largest mmap
+threshold, so every fresh tensor above it is mmap'ed and page-faulted in (~8 ms here),
+which dominates "copy" costs. The tables are therefore printed twice: with the default
+allocator, then (child process) with ``MALLOC_MMAP_THRESHOLD_`` raised so big blocks are
+reused, the steady state a caching allocator would give.
+
 Usage: python tools/bench_conv_padding.py [--threads 2] [--repeats 15] [--quick] [--backward]
+       [--no-tf] [--no-heap] [--no-bench]
 """
 
 from __future__ import annotations
@@ -165,6 +172,7 @@ def run_benchmarks(args, tf):
         print(("FORWARD + BACKWARD" if backward else "FORWARD (no_grad)")
               + f"  threads={torch.get_num_threads()}  repeats={args.repeats}  median ms (min ms)"
               + "  ratio = median / median(torch valid)")
+        print(f"allocator: {allocator_mode()}")
         print("=" * 96)
         for case in cases:
             if backward and case[0] != cases[0][0]:
@@ -183,6 +191,54 @@ def run_benchmarks(args, tf):
                 for m, (e, cl) in check.items()
             )
             print(f"  check vs F.pad reference: {checks}")
+
+
+HEAP_ENV = {"MALLOC_MMAP_THRESHOLD_": str(1 << 30), "MALLOC_TRIM_THRESHOLD_": str(1 << 32)}
+
+
+def allocator_mode() -> str:
+    if os.environ.get("MALLOC_MMAP_THRESHOLD_"):
+        return f"glibc MALLOC_MMAP_THRESHOLD_={os.environ['MALLOC_MMAP_THRESHOLD_']} (big blocks reused from the heap)"
+    return "glibc default (blocks > 32 MiB are mmap'ed afresh on every allocation)"
+
+
+def allocator_probe():
+    """Time and page-fault count of one fresh allocation just above / below 32 MiB."""
+    import resource  # noqa: PLC0415
+
+    def probe(shape):
+        f = lambda: torch.empty(shape).fill_(0.0)  # noqa: E731
+        for _ in range(3):
+            f()
+        times = []
+        faults0 = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
+        for _ in range(10):
+            t0 = time.perf_counter()
+            f()
+            times.append((time.perf_counter() - t0) * 1e3)
+        faults = (resource.getrusage(resource.RUSAGE_SELF).ru_minflt - faults0) / 10
+        nbytes = int(np.prod(shape)) * 4
+        print(f"    empty({shape}) [{nbytes / 2**20:.1f} MiB] + fill: {statistics.median(times):6.2f} ms, "
+              f"{faults:6.0f} page faults/call")
+
+    print(f"allocator: {allocator_mode()}")
+    probe((32, 63, 63, 64))
+    probe((32, 65, 65, 64))
+
+
+def run_heap_child(args):
+    cmd = [sys.executable, __file__, "--threads", str(args.threads), "--repeats", str(args.repeats),
+           "--warmup", str(args.warmup), "--tables-only"]
+    for flag in ("quick", "backward", "no_tf"):
+        if getattr(args, flag):
+            cmd.append("--" + flag.replace("_", "-"))
+    print()
+    print("#" * 96)
+    print("# SAME TABLES, re-run in a child process with glibc's mmap threshold raised to 1 GiB, i.e.")
+    print("# steady state without a page fault on every fresh >32 MiB tensor (like a caching allocator)")
+    print("#" * 96)
+    sys.stdout.flush()
+    subprocess.run(cmd, env=dict(os.environ, **HEAP_ENV), check=False)
 
 
 def profiler_evidence():
@@ -266,6 +322,10 @@ def main():
     p.add_argument("--quick", action="store_true", help="batch 8 instead of 32")
     p.add_argument("--backward", action="store_true", help="also time forward+backward (main case)")
     p.add_argument("--no-bench", action="store_true", help="only print the layout evidence")
+    p.add_argument("--no-tf", action="store_true", help="skip TensorFlow")
+    p.add_argument("--no-heap", action="store_true",
+                   help="skip the second run with glibc's mmap threshold raised (allocator-neutral timings)")
+    p.add_argument("--tables-only", action="store_true", help=argparse.SUPPRESS)
     p.add_argument("--onednn-verbose-child", action="store_true", help=argparse.SUPPRESS)
     args = p.parse_args()
     torch.set_num_threads(args.threads)
@@ -274,11 +334,16 @@ def main():
         return
     print(f"torch {torch.__version__}, threads {torch.get_num_threads()}, "
           f"mkldnn available {torch.backends.mkldnn.is_available()}")
-    tf = None if args.no_bench else load_tf(args.threads)
+    tf = None if (args.no_bench or args.no_tf) else load_tf(args.threads)
     if tf is not None:
         print(f"tensorflow {tf.__version__}, TF_ENABLE_ONEDNN_OPTS={os.environ.get('TF_ENABLE_ONEDNN_OPTS')}")
     if not args.no_bench:
+        allocator_probe()
         run_benchmarks(args, tf)
+        if not args.tables_only and not args.no_heap and not os.environ.get("MALLOC_MMAP_THRESHOLD_"):
+            run_heap_child(args)
+    if args.tables_only:
+        return
     profiler_evidence()
     onednn_evidence()
 

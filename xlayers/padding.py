@@ -44,7 +44,7 @@ Pair = tuple[int, int]
 
 def normalize_tuple(value: IntOrSeq, n: int, name: str, *, minimum: int = 1) -> tuple[int, ...]:
     """Broadcast an int to an ``n``-tuple, or check a sequence has ``n`` ints ``>= minimum``."""
-    if isinstance(value, bool):
+    if isinstance(value, (bool, str, bytes)):
         raise ArgumentTypeError(f"`{name}` must be an int or a tuple of {n} ints. Received: {name}={value!r}")
     if isinstance(value, int):
         values = (value,) * n

@@ -2,31 +2,35 @@
 
 The one entry point layers need is :func:`conv`. ``inputs`` is logically channels-first,
 ``(N, C, *spatial)``, but may live in channels-last memory (an NHWC tensor viewed as NCHW
-by ``permute`` *is* torch's ``channels_last`` layout); it is never copied to
-channels-first memory here, and torch's convolution keeps channels-last outputs.
+by ``permute`` *is* torch's ``channels_last`` layout). It is never copied to
+channels-first memory here: oneDNN consumes it as is and writes a channels-last output
+(1-D channels-last inputs are routed through the 2-D conv for the same reason).
 
 ``'same'`` padding follows TF: when the total padding of a dimension is odd the extra
-zero goes at the END, which torch's ``conv`` cannot express (its ``padding=`` is
-symmetric). How that case is computed (all methods are exact, see
-``tools/bench_conv_padding.py`` for timings):
+zero goes at the END, which torch's conv cannot express (its ``padding=`` is symmetric).
+Symmetric padding (including ``'valid'``) always goes straight into torch's ``padding=``.
+For the asymmetric case there are four exact formulations (``method=``), timed by
+``tools/bench_conv_padding.py``:
 
-``"shift"`` (default)
+``"shift"`` (default; fastest measured, forward and forward+backward)
     Pad symmetrically by ``before + z * stride`` (``z = ceil((after - before) / stride)``,
-    i.e. ``z = 1`` for TF 'same') and drop the first ``z`` outputs with ``narrow``.
-    Every kept output window lands exactly where TF puts it; the only extra work is
-    one output row/column per asymmetric dimension and no input copy at all.
+    i.e. ``z = 1`` for TF 'same') and drop the first ``z`` outputs: output ``j`` of that
+    conv starts at ``(j - z) * stride - before``, exactly TF's window ``j - z``. No input
+    copy; the extra work is one output row/column per asymmetric dimension. The crop is
+    a negative ``F.pad`` (one dense copy of the output, channels-last kept, backward is a
+    single zero-pad) or, with ``contiguous=False``, a ``narrow`` view (no copy at all).
 ``"pad"``
-    ``F.pad`` the input and run an unpadded conv (the obvious reference; copies the input).
+    ``F.pad`` the input, then an unpadded conv (the obvious formulation; copies the input).
 ``"border"``
-    Conv with the symmetric ``before`` padding for the bulk, then the missing trailing
-    output slabs from small padded input slices, written into a preallocated output.
+    Conv with the symmetric ``before`` padding for the bulk, the missing trailing output
+    slabs from thin padded input slices, all written into a preallocated output.
 ``"fold"``
     Pad symmetrically by ``before + z * dilation`` and prepend ``z`` zero taps to the
-    kernel (more FLOPs, no input copy).
+    kernel (no input copy, but ``(k + 1) / k`` times the FLOPs per asymmetric dim).
 
-Symmetric padding (including ``'valid'``) always goes straight into torch's ``padding=``.
-Every decision is made from shapes only, so the functions trace under
-``torch.compile(fullgraph=True)`` and are differentiable.
+Every decision depends on shapes only. Under ``torch.compile`` the 'same' pads are pinned
+to constants by shape guards (they only depend on ``size % stride``), so graphs stay
+dynamic in the sizes, trace with ``fullgraph=True`` and differentiate normally.
 """
 
 from __future__ import annotations
@@ -165,6 +169,12 @@ def conv(
         raise InputShapeError(
             f"`conv` expects a weight of rank {inputs.dim()} (C_out, C_in // groups, *kernel). "
             f"Received: weight.shape={tuple(weight.shape)}"
+        )
+    if groups < 1 or inputs.shape[1] != weight.shape[1] * groups or weight.shape[0] % groups != 0:
+        raise InputShapeError(
+            "`conv` expects inputs.shape[1] == weight.shape[1] * groups and weight.shape[0] "
+            f"divisible by groups. Received: inputs.shape={tuple(inputs.shape)}, "
+            f"weight.shape={tuple(weight.shape)}, groups={groups}"
         )
     ss = normalize_tuple(strides, n, "strides")
     ds = normalize_tuple(dilation_rate, n, "dilation_rate")
