@@ -68,8 +68,9 @@ class ErrorCase:
     kwargs: Mapping[str, Any]
     error: type[BaseException]
     pattern: str
-    input_shape: tuple[int, ...] | None = None
+    input_shape: tuple[int, ...] | None = None  # the bad input (after building on `first_input_shape`)
     first_input_shape: tuple[int, ...] | None = None
+    input_dtype: str = "float32"
 
 
 @dataclass(frozen=True)

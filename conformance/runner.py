@@ -332,3 +332,32 @@ def _noise_floor(layer: Layer, twin: Any, data: _Inputs) -> dict[str, float]:
 
 def default_tolerance(dtype: str, device: str) -> tuple[float, float]:
     return tolerance(dtype, device)
+
+
+def run_error_case(info: LayerInfo, case: Any) -> CaseResult:
+    """Check that a bad construction or input raises the expected error with the expected message."""
+    import re
+
+    result = CaseResult(f"{_snake_name(info)}/error-{case.variant}", info.cls.__name__, "cpu", "float32", passed=False)
+    start = time.perf_counter()
+    try:
+        layer = info.cls(**case.kwargs)
+        if case.first_input_shape is not None:
+            layer(torch.randn(*case.first_input_shape))
+        if case.input_shape is not None:
+            layer(torch.randn(*case.input_shape).to(getattr(torch, case.input_dtype)))
+        result.checks.append(Check("error", False, detail=f"no error; expected {case.error.__name__}"))
+    except case.error as error:
+        matched = re.search(case.pattern, str(error)) is not None
+        result.checks.append(Check("error", matched, detail="" if matched else f"message {str(error)!r} does not match {case.pattern!r}"))
+    except Exception as error:
+        result.checks.append(Check("error", False, detail=f"{type(error).__name__}: {error} (expected {case.error.__name__})"))
+    result.passed = all(c.passed for c in result.checks)
+    result.seconds = round(time.perf_counter() - start, 3)
+    return result
+
+
+def _snake_name(info: LayerInfo) -> str:
+    from xlayers.layer import _snake_case
+
+    return _snake_case(info.cls.__name__)

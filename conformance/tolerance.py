@@ -43,7 +43,7 @@ class Comparison:
 
     passed: bool
     max_abs_error: float
-    max_rel_error: float
+    max_rel_error: float  # |a - e| / max(|e|, atol * scale)
     mismatched: int
     total: int
     worst_index: tuple[int, ...]
@@ -86,7 +86,7 @@ def compare(
     diff[np.isnan(diff)] = np.inf
     bound = rtol * np.abs(e) + atol * scale
     bad = diff > bound
-    rel = diff / np.maximum(np.abs(e), np.finfo(np.float64).tiny)
+    rel = diff / np.maximum(np.abs(e), atol * scale)  # relative, magnitudes floored at the absolute bound
     worst = np.unravel_index(int(np.argmax(diff)), diff.shape)
     return Comparison(
         passed=not bool(bad.any()),

@@ -103,7 +103,7 @@ def main() -> None:
         results.update(json.loads(out.stdout.strip().splitlines()[-1]))
     print(f"LSTM batch={args.batch} steps={args.steps} features={args.features} units={args.units}, "
           f"torch threads={results['threads']}, median of {args.repeats}, one subprocess per framework")
-    print(f"| pass | candidate | ms | x xlayers fused |\n|---|---|---:|---:|")
+    print("| pass | candidate | ms | x xlayers fused |\n|---|---|---:|---:|")
     for name in ("forward", "forward+backward"):
         base = results[f"{name}/xlayers fused"]
         for label in ("xlayers fused", "xlayers loop", "keras (tf)"):

@@ -1,4 +1,8 @@
-"""The ``xlayers`` command line: ``xlayers demo`` (``python -m xlayers demo``)."""
+"""The ``xlayers`` command line (also ``python -m xlayers``).
+
+- ``xlayers conformance``: the built-in conformance cases against Keras, with a report.
+- ``xlayers demo``: the seed's three examples, compared with Keras.
+"""
 
 from __future__ import annotations
 
@@ -9,13 +13,19 @@ import sys
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="xlayers", description="Keras layer semantics as PyTorch modules.")
     commands = parser.add_subparsers(dest="command", required=True)
+    conformance = commands.add_parser("conformance", help="compare every built-in case with Keras (TF backend) and write a report")
+    from conformance.cli import add_arguments
+
+    add_arguments(conformance)
     commands.add_parser("demo", help="run the seed's three examples with xlayers and compare each with Keras")
     args = parser.parse_args(argv)
-    if args.command == "demo":
-        from conformance.seed_demo import run
+    if args.command == "conformance":
+        from conformance.cli import run
 
-        return 0 if run() else 1
-    return 2
+        return run(args)
+    from conformance.seed_demo import run as run_demo
+
+    return 0 if run_demo() else 1
 
 
 if __name__ == "__main__":

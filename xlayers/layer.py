@@ -30,7 +30,6 @@ from .errors import (
     InputDtypeError,
     InputShapeError,
     NotBuiltError,
-    WeightNameError,
     WeightShapeError,
 )
 from .layout import Weight

@@ -20,6 +20,7 @@ DENSE_CASES = (
     ),
     Case(Dense, "square-kernel", {"units": 5}, (4, 5)),
     Case(Dense, "lora-r2", {"units": 7, "lora_rank": 2}, (3, 5)),
+    Case(Dense, "lora-r2-alpha3", {"units": 7, "lora_rank": 2, "lora_alpha": 3.0}, (3, 5)),
     Case(Dense, "half-relu", {"units": 9, "activation": "relu"}, (4, 11), dtypes=("float16", "bfloat16")),
 )
 
@@ -29,7 +30,9 @@ DENSE_ERRORS = (
     ErrorCase("unknown-kwarg", {"units": 2, "bogus": 1}, ArgumentTypeError, r"unrecognized keyword arguments \['bogus'\]"),
     ErrorCase("feature-size", {"units": 2}, InputShapeError, r"expected axis -1 of the input to have size 4.*\(3, 5\)", (3, 5), (3, 4)),
     ErrorCase("rank-1", {"units": 2}, InputShapeError, r"expected an input of rank >= 2\. Received: input shape=\(4,\)", (4,)),
-    ErrorCase("integer-input", {"units": 2}, InputDtypeError, r"expected a floating-point input", (3, 4), (3, 4)),
+    ErrorCase("integer-input", {"units": 2}, InputDtypeError, r"expected a floating-point input.*Received: dtype=int64", (3, 4), (3, 4), "int64"),
+    ErrorCase("unknown-initializer", {"units": 2, "kernel_initializer": "nope"}, UnknownNameError, r"glorot_uniform.*Received: .*'nope'"),
+    ErrorCase("units-float", {"units": 3.5}, ArgumentError, r"Received: units=3\.5"),
     ErrorCase("lora-with-constraint", {"units": 2, "lora_rank": 1, "kernel_constraint": "non_neg"}, ArgumentError, r"lora_rank"),
 )
 
@@ -39,6 +42,8 @@ MASKING_CASES = (
 )
 
 DENSE_DEVIATIONS = {
+    "dense/lora-r2-alpha3": "Keras 3.15's Dense.build calls enable_lora(rank) and drops the constructor's lora_alpha "
+    "(scale 1; Conv2D keeps it); xlayers applies the documented lora_alpha / lora_rank (tests/test_core.py).",
     "dense/act=sparsemax": "Keras <= 3.15's sparsemax threshold sums every in-support cumulative sum, so its output "
     "does not sum to 1 (keras-team/keras#23425, fixed upstream by #23469); xlayers follows the paper "
     "(tests/test_core.py checks it against Martins & Astudillo's algorithm).",

@@ -1,0 +1,110 @@
+"""Conformance reports: ``report.json`` (one record per case, device and dtype), ``report.md``
+(the same as readable tables) and the terminal summary."""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+import tempfile
+from collections.abc import Iterable
+from pathlib import Path
+from typing import Any
+
+from .runner import CaseResult
+
+__all__ = ["summary_table", "write_report"]
+
+
+def _worst(result: CaseResult, prefix: str) -> tuple[float, float]:
+    picked = [c for c in result.checks if prefix in c.name and c.tolerance != (0.0, 0.0)]
+    if not picked:
+        return (float("nan"), float("nan"))
+    return (max(c.max_abs_error for c in picked), max(c.max_rel_error for c in picked))
+
+
+def _max(values: Iterable[float]) -> float:
+    finite = [v for v in values if v == v]
+    return max(finite) if finite else float("nan")
+
+
+def _tolerance(result: CaseResult) -> str:
+    bounds = {c.tolerance for c in result.checks if c.tolerance != (0.0, 0.0)}
+    return ", ".join(f"{r:.1e}/{a:.1e}" for r, a in sorted(bounds)) or "-"
+
+
+def _fmt(value: float) -> str:
+    return "-" if value != value else f"{value:.1e}"
+
+
+def _atomic_write(path: Path, text: str) -> None:
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
+    try:
+        with os.fdopen(fd, "w") as handle:
+            handle.write(text)
+        os.replace(tmp, path)
+    except BaseException:
+        os.unlink(tmp)
+        raise
+
+
+def markdown(results: list[CaseResult], meta: dict[str, Any]) -> str:
+    lines = [
+        "# xlayers conformance report",
+        "",
+        f"{meta['passed']} of {meta['total']} records passed ({meta['failed']} failed) in {meta['seconds']:.1f} s on "
+        f"{meta['machine']}; Keras {meta['keras']} (TF {meta['tensorflow']}), torch {meta['torch']}; TF32 {'on' if meta['tf32'] else 'off'}.",
+        "",
+        "Errors are the greatest absolute / relative difference over every checked tensor; `out` covers every output",
+        "(states included) in both directions of weight transfer, `grad` the gradients for the input, initial states",
+        "and every weight. `noise` is Keras's own float32 error against its float64 result.",
+        "",
+        "| case | device | dtype | ok | out abs | out rel | grad abs | grad rel | rtol/atol | path | noise abs | s |",
+        "|---|---|---|---|---:|---:|---:|---:|---|---|---:|---:|",
+    ]
+    for r in results:
+        out, grad = _worst(r, "output"), _worst(r, "grad/")
+        noise = _fmt(r.noise_floor["max_abs_error"]) if r.noise_floor else "-"
+        ok = "yes" if r.passed else "**NO**"
+        lines.append(
+            f"| {r.id} | {r.device} | {r.dtype} | {ok} | {_fmt(out[0])} | {_fmt(out[1])} | {_fmt(grad[0])} | {_fmt(grad[1])} "
+            f"| {_tolerance(r)} | {r.path or '-'} | {noise} | {r.seconds:.2f} |"
+        )
+    notes = [r for r in results if r.note or r.error or not r.passed]
+    if notes:
+        lines += ["", "## Notes and failures", ""]
+        for r in notes:
+            failing = [c.detail for c in r.checks if not c.passed and c.detail]
+            detail = r.error.splitlines()[0] if r.error else (failing[0] + (f" (+{len(failing) - 1} more checks)" if len(failing) > 1 else "") if failing else "")
+            lines.append(f"- `{r.id}` ({r.device}, {r.dtype}): {'passed' if r.passed else 'FAILED'}. {r.note} {detail}".rstrip())
+    return "\n".join(lines) + "\n"
+
+
+def write_report(directory: str | os.PathLike, results: list[CaseResult], meta: dict[str, Any]) -> tuple[Path, Path]:
+    """Write ``report.json`` and ``report.md`` into ``directory`` (created if needed), atomically."""
+    folder = Path(directory)
+    folder.mkdir(parents=True, exist_ok=True)
+    json_path, md_path = folder / "report.json", folder / "report.md"
+    _atomic_write(json_path, json.dumps({"meta": meta, "records": [r.to_json() for r in results]}, indent=1, default=str))
+    _atomic_write(md_path, markdown(results, meta))
+    return json_path, md_path
+
+
+def summary_table(results: Iterable[CaseResult]) -> str:
+    """One line per layer, device and dtype: records, failures, worst output and gradient relative error."""
+    rows: dict[tuple[str, str, str], list[CaseResult]] = {}
+    for r in results:
+        rows.setdefault((r.layer, r.device, r.dtype), []).append(r)
+    lines = [f"{'layer':<10}{'device':<8}{'dtype':<10}{'records':>8}{'failed':>8}{'worst out rel':>15}{'worst grad rel':>16}{'seconds':>9}"]
+    for (layer, device, dtype), group in rows.items():
+        worst_out = _max(_worst(r, "output")[1] for r in group if r.passed and not r.note)
+        worst_grad = _max(_worst(r, "grad/")[1] for r in group if r.passed and not r.note)
+        failed = sum(not r.passed for r in group)
+        lines.append(
+            f"{layer:<10}{device:<8}{dtype:<10}{len(group):>8}{failed:>8}{_fmt(worst_out):>15}{_fmt(worst_grad):>16}{sum(r.seconds for r in group):>9.1f}"
+        )
+    return "\n".join(lines)
+
+
+def machine() -> str:
+    return f"{platform.machine()} {os.cpu_count()} cores, {platform.python_implementation()} {platform.python_version()}"
