@@ -1,10 +1,9 @@
 #!/usr/bin/env bash
 # The README's main-job command: make a virtual environment, install xlayers with the Keras
-# reference (tensorflow-cpu), run the main job.
+# reference (tensorflow-cpu), run the conformance cases on CPU and write the report to out/.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 python3 -m venv .venv
-.venv/bin/python -m pip install -q --upgrade pip
 .venv/bin/python -m pip install -q -e ".[tf]"
 export TF_ENABLE_ONEDNN_OPTS=0 TF_CPP_MIN_LOG_LEVEL=2
-exec .venv/bin/xlayers demo "$@"
+exec .venv/bin/xlayers conformance --device cpu --report out "$@"
