@@ -58,11 +58,15 @@ def keras_twin(layer: Any) -> Any:
     return twin
 
 
-def keras_twin_from_config(layer: Any, dtype: str | None = None) -> Any:
-    """A built Keras layer with ``layer``'s configuration (and Keras's own initial weights)."""
+def keras_twin_from_config(layer: Any, dtype: str | None = None, overrides: dict[str, Any] | None = None) -> Any:
+    """A built Keras layer with ``layer``'s configuration (and Keras's own initial weights).
+
+    ``overrides`` (a case's constructor arguments) win over ``layer.get_config()``, so a layer
+    that misreports its own configuration cannot make its reference agree with it.
+    """
     module = keras()
     klass = getattr(module.layers, type(layer).__name__)
-    config = layer.get_config()
+    config = {**layer.get_config(), **(overrides or {})}
     if dtype is not None:
         config["dtype"] = dtype
     shape = tuple(layer._build_shape)

@@ -17,8 +17,9 @@ from __future__ import annotations
 import contextlib
 import functools
 from collections.abc import Callable, Iterator, Sequence
+from contextlib import AbstractContextManager as ContextManager
 from dataclasses import dataclass
-from typing import Any, ContextManager
+from typing import Any
 from unittest import mock
 
 import torch
@@ -47,6 +48,10 @@ class Plant:
         case_ids: registry case ids that can see the fault (at least one must fail).
         install: a zero-argument factory of the context manager that installs the fault.
         gradient_only: the forward pass stays exact; only gradients are wrong.
+        harness_gap: empty for a plant the harness catches. Otherwise why the harness, as it
+            stands, misses it (or catches it only by crashing): the plant stays registered,
+            unweakened, as a strict expected failure that turns into a test failure once the
+            harness is fixed (then clear this field).
     """
 
     name: str
@@ -54,6 +59,7 @@ class Plant:
     case_ids: tuple[str, ...]
     install: Callable[[], ContextManager[None]]
     gradient_only: bool = False
+    harness_gap: str = ""
 
     def installed(self) -> ContextManager[None]:
         """The fault, installed for the duration of a ``with`` block."""
@@ -314,6 +320,62 @@ def _grad_initial_state_scaled() -> ContextManager[Any]:
     return _patch_lstm(args=edit)
 
 
+def _lstm_reset_state_noop() -> ContextManager[Any]:
+    def reset_state(self: LSTM) -> None:
+        """Zeroes copies of the states and never stores them back."""
+        [torch.zeros_like(s) for s in self.states or []]
+
+    return mock.patch.object(LSTM, "reset_state", reset_state)
+
+
+def _drop_constructor_argument(cls: type, name: str, value: Any) -> ContextManager[Any]:
+    """``cls(...)`` forces ``name=value`` whatever the caller asked (the layer's config then
+    reports what it runs, not what was requested)."""
+    original = cls.__init__
+
+    @functools.wraps(original)
+    def __init__(self: Any, *args: Any, **kwargs: Any) -> None:
+        if name in kwargs:
+            kwargs[name] = value
+        original(self, *args, **kwargs)
+
+    return mock.patch.object(cls, "__init__", __init__)
+
+
+def _lstm_go_backwards_dropped() -> ContextManager[Any]:
+    return _drop_constructor_argument(LSTM, "go_backwards", False)
+
+
+def _dense_use_bias_ignored() -> ContextManager[Any]:
+    return _drop_constructor_argument(Dense, "use_bias", True)
+
+
+def _relu_name_as_gelu() -> ContextManager[Any]:
+    # the name table alone is wrong: the layer then serialises its activation as "gelu"
+    return mock.patch.dict(activations._REGISTRY, {"relu": activations.gelu})
+
+
+def _grad_bias_detached() -> ContextManager[Any]:
+    return _patch_dense_call(
+        lambda self, x: self.activation(F.linear(x, self.merged_kernel().T, self.bias.detach() if self.use_bias else None))
+    )
+
+
+def _unscale(mask: torch.Tensor | None, rate: float) -> torch.Tensor | None:
+    return None if mask is None else mask * (1.0 - rate)
+
+
+def _lstm_dropout_unscaled() -> ContextManager[Any]:
+    original = recurrent_layer.lstm_dropout_masks
+
+    @functools.wraps(original)
+    def masks(inputs, units, *, dropout=0.0, recurrent_dropout=0.0, **kwargs):
+        drop, recurrent = original(inputs, units, dropout=dropout, recurrent_dropout=recurrent_dropout, **kwargs)
+        return _unscale(drop, dropout), _unscale(recurrent, recurrent_dropout)
+
+    return mock.patch.object(recurrent_layer, "lstm_dropout_masks", masks)
+
+
 PLANTS: tuple[Plant, ...] = (
     Plant(
         "dense-kernel-untransposed",
@@ -445,6 +507,49 @@ PLANTS: tuple[Plant, ...] = (
         ("lstm/initial-state",),
         _grad_initial_state_scaled,
         gradient_only=True,
+    ),
+    Plant(
+        "lstm-reset-state-noop",
+        "reset_states() that rebinds a local instead of zeroing the carried states: the next sequence "
+        "starts from the last one's state",
+        ("lstm/stateful-seq",),
+        _lstm_reset_state_noop,
+    ),
+    # -- caught since the runner builds the reference from the case's arguments and reports missing gradients
+    Plant(
+        "lstm-go-backwards-dropped",
+        "a constructor argument the converter does not support silently dropped (go_backwards "
+        "ignored; the layer then reports go_backwards=False)",
+        ("lstm/seq1-state0-back1-mask-none",),
+        _lstm_go_backwards_dropped,
+    ),
+    Plant(
+        "dense-use-bias-ignored",
+        "use_bias=False ignored: the port always creates and adds a bias",
+        ("dense/rank2-bias0",),
+        _dense_use_bias_ignored,
+    ),
+    Plant(
+        "activation-relu-name-as-gelu",
+        "an op table that maps the name 'relu' to gelu (the layer then reports activation='gelu')",
+        ("dense/act=relu",),
+        _relu_name_as_gelu,
+    ),
+    Plant(
+        "grad-bias-detached",
+        "the bias detached from the graph on the way (a converted parameter that lost requires_grad "
+        "or was copied with .data): forward bit-exact, no gradient reaches the bias",
+        ("dense/rank2-bias1",),
+        _grad_bias_detached,
+        gradient_only=True,
+    ),
+    Plant(
+        "lstm-dropout-unscaled",
+        "training-time dropout masks not rescaled by 1 / (1 - rate) (inverted dropout forgotten)",
+        ("lstm/dropout-inference",),
+        _lstm_dropout_unscaled,
+        harness_gap="the runner only calls layers with training=False, so no case ever draws a "
+        "dropout mask",
     ),
 )
 

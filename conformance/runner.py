@@ -22,7 +22,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from xlayers.layer import Layer
+from xlayers.layer import Layer, clear_session
 
 from .case import HALF_DTYPES, Case, LayerInfo
 from .keras_reference import keras_twin_from_config
@@ -116,6 +116,7 @@ class _Inputs:
             self.mask = None
         self.rng = rng
         self.np_dtype = np_dtype
+        self.kwargs = dict(case.kwargs)
 
     def upstream(self, shapes: Sequence[tuple[int, ...]]) -> list[np.ndarray]:
         return [self.rng.standard_normal(s).astype(self.np_dtype) for s in shapes]
@@ -148,13 +149,15 @@ def _run_xlayers(layer: Layer, data: _Inputs, device: str, dtype: torch.dtype, u
         if with_grads and last:
             loss = sum((o * torch.from_numpy(g).to(device=device, dtype=o.dtype)).sum() for o, g in zip(outputs, upstream))
             loss.backward()
-            grads["input"] = _numpy(x.grad)
+            # a gradient that never arrived is left out: the comparison reports it missing
+            named = {"input": x.grad}
             if states is not None:
-                grads["h0"], grads["c0"] = _numpy(states[0].grad), _numpy(states[1].grad)
+                named.update(h0=states[0].grad, c0=states[1].grad)
             for weight in layer.declared_weights():
                 parameter = getattr(layer, weight.name)
                 if parameter.requires_grad:
-                    grads[weight.name] = _numpy(parameter.grad)
+                    named[weight.name] = parameter.grad
+            grads.update({name: _numpy(grad) for name, grad in named.items() if grad is not None})
     return outputs_per_call, grads, getattr(layer, "last_path", None)
 
 
@@ -260,8 +263,16 @@ def _run(info: LayerInfo, case: Case, device: str, dtype: str, result: CaseResul
         data.calls = [_round_to(a, dtype) for a in data.calls]
         if data.states is not None:
             data.states = [_round_to(s, dtype) for s in data.states]
-    twin = keras_twin_from_config(layer)
+    twin = keras_twin_from_config(layer, overrides=dict(case.kwargs))
     checks = result.checks
+
+    # the layer reports the configuration it was given, as Keras does
+    ours, theirs = layer.get_config(), getattr(twin, "twin", twin).get_config()
+    if getattr(layer, "data_format", None) == "channels_first":
+        theirs = {**theirs, "data_format": "channels_first"}  # the twin runs channels_last between transposes
+    reported = [k for k in case.kwargs if k in theirs]  # Keras does not report e.g. LSTM's use_cudnn
+    differing = {k: (ours.get(k), theirs.get(k)) for k in reported if _normal(ours.get(k)) != _normal(theirs.get(k))}
+    checks.append(Check("config", not differing, detail="" if not differing else f"xlayers vs keras config: {differing}"))
 
     # weight round trip xlayers -> Keras -> xlayers is bit-exact
     before = [p.detach().clone() for p in layer.parameters()]
@@ -273,7 +284,7 @@ def _run(info: LayerInfo, case: Case, device: str, dtype: str, result: CaseResul
     keras_out, keras_grads = None, None
     for direction in ("x2k", "k2x"):
         if direction == "k2x":  # Keras's own (re-randomised) weights into xlayers
-            twin = keras_twin_from_config(layer)
+            twin = keras_twin_from_config(layer, overrides=dict(case.kwargs))
             rng = np.random.default_rng(seed + 1)
             for variable in keras_weights_by_name(twin).values():
                 shape = tuple(variable.shape)
@@ -311,12 +322,21 @@ def _run(info: LayerInfo, case: Case, device: str, dtype: str, result: CaseResul
         result.noise_floor = _noise_floor(layer, twin, data)
 
 
+def _normal(value: Any) -> Any:
+    """Config values compared up to list/tuple and int/float spelling."""
+    if isinstance(value, (list, tuple)):
+        return tuple(_normal(v) for v in value)
+    if isinstance(value, float) and value.is_integer():
+        return int(value)
+    return value
+
+
 def _shapes(shape: Any) -> list[Any]:
     return list(shape) if isinstance(shape, list) else [shape]
 
 
 def _noise_floor(layer: Layer, twin: Any, data: _Inputs) -> dict[str, float]:
-    config_twin = keras_twin_from_config(layer, dtype="float64")
+    config_twin = keras_twin_from_config(layer, dtype="float64", overrides=dict(data.kwargs))
     for name, variable in keras_weights_by_name(config_twin).items():
         variable.assign(np.asarray(keras_weights_by_name(twin)[name].numpy(), dtype=np.float64))
     calls64 = [a.astype(np.float64) for a in data.calls]
@@ -340,6 +360,7 @@ def run_error_case(info: LayerInfo, case: Any) -> CaseResult:
 
     result = CaseResult(f"{_snake_name(info)}/error-{case.variant}", info.cls.__name__, "cpu", "float32", passed=False)
     start = time.perf_counter()
+    clear_session()  # default names in messages are the first of their kind
     try:
         layer = info.cls(**case.kwargs)
         if case.first_input_shape is not None:

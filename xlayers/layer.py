@@ -300,7 +300,12 @@ class Layer(nn.Module, metaclass=_LayerMeta):
 
     def forward(self, inputs: Any, *args: Any, **kwargs: Any) -> Any:
         """Check and convert ``inputs``, then run ``call``; collects activity losses."""
-        outputs = self.call(self.convert_input(inputs), *args, **kwargs)
+        try:
+            outputs = self.call(self.convert_input(inputs), *args, **kwargs)
+        except (InputShapeError, InputDtypeError) as error:  # name the layer in errors raised by its math
+            if str(error).startswith(self._label):
+                raise
+            raise type(error)(f"{self._label}: {error}") from None
         if self.activity_regularizer is not None:
             tensors = outputs if isinstance(outputs, (list, tuple)) else [outputs]
             self._activity_losses = [

@@ -50,6 +50,8 @@ ERRORS = (
     ErrorCase("kernel-size-str", {"filters": 4, "kernel_size": "3"}, ArgumentTypeError, r"`kernel_size`"),
     ErrorCase("rank-3", {"filters": 4, "kernel_size": 3}, InputShapeError, r"expected an input of rank 4", (2, 8, 8)),
     ErrorCase("channels", {"filters": 4, "kernel_size": 3}, InputShapeError, r"expected axis -1 of the input to have size 3", (2, 8, 8, 5), (2, 8, 8, 3)),
+    ErrorCase("smaller-than-kernel", {"filters": 4, "kernel_size": 5}, InputShapeError,
+              r"`Conv2D` layer 'conv2d': the input's spatial size is smaller than the dilated kernel \(5, 5\).*Received: input shape=\(1, 3, 3, 2\)", (1, 3, 3, 2)),
     ErrorCase("groups-channels", {"filters": 4, "kernel_size": 3, "groups": 2}, ArgumentError, r"divisible by `groups`", (2, 8, 8, 3)),
 )
 

@@ -53,6 +53,7 @@ ERRORS = (
     ErrorCase("dropout-range", {"units": 3, "dropout": 1.5}, ArgumentError, r"`dropout` must be a float in \[0, 1\]"),
     ErrorCase("use-cudnn-activation", {"units": 3, "activation": "relu", "use_cudnn": True}, ArgumentError, r"`use_cudnn=True` needs"),
     ErrorCase("rank-2", {"units": 3}, InputShapeError, r"expected an input of rank 3", (3, 5)),
+    ErrorCase("no-timesteps", {"units": 3}, InputShapeError, r"`LSTM` layer 'lstm': `lstm` expects .*at least one time step", (2, 0, 4)),
     ErrorCase("features", {"units": 3}, InputShapeError, r"expected axis -1 of the input to have size 5", (3, 7, 6), (3, 7, 5)),
 )
 

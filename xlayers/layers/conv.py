@@ -8,7 +8,7 @@ from typing import Any
 import torch
 
 from .. import activations, constraints, initializers, regularizers
-from ..errors import ArgumentError
+from ..errors import ArgumentError, InputShapeError
 from ..layer import InputSpec, Layer, Shape
 from ..layout import Weight
 from ..padding import normalize_padding, normalize_tuple, output_size
@@ -142,6 +142,13 @@ class Conv2D(LoraMixin, Layer):
         return {"kh": kh, "kw": kw, "in": channels // self.groups, "out": self.filters, "rank": self.lora_rank or 0}
 
     def call(self, inputs: torch.Tensor) -> torch.Tensor:
+        try:
+            self.compute_output_shape(tuple(inputs.shape))
+        except InputShapeError:
+            raise InputShapeError(
+                f"{self._label}: the input's spatial size is smaller than the dilated kernel {self.kernel_size} "
+                f"(dilation {self.dilation_rate}) with padding={self.padding!r}. Received: input shape={tuple(inputs.shape)}."
+            ) from None
         channels_last = self.data_format == "channels_last"
         x = inputs.permute(0, 3, 1, 2) if channels_last else inputs  # NHWC as a channels_last NCHW view
         outputs = conv(

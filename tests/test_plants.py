@@ -1,0 +1,101 @@
+"""The harness can fail: every planted fault of `conformance.plants.PLANTS` makes at least one
+of its cases fail (CPU, float32), a gradient-only fault through a ``grad/`` check with every
+forward value still matching, and the same cases pass with no fault planted.
+
+Plants with a ``harness_gap`` are faults the harness does not (properly) catch yet: they run
+as strict expected failures, so fixing the harness turns them into failures that ask for the
+gap note to be removed.
+"""
+
+from __future__ import annotations
+
+import pytest
+
+from conformance.plants import PLANTS, Plant, resolve
+from conformance.runner import CaseResult, run_case
+
+
+def _param(plant: Plant):
+    marks = [pytest.mark.xfail(strict=True, reason=f"harness gap: {plant.harness_gap}")] if plant.harness_gap else []
+    return pytest.param(plant, id=plant.name, marks=marks)
+
+
+def _summary(results: list[CaseResult]) -> str:
+    lines = []
+    for r in results:
+        failed = [f"{c.name} (max abs {c.max_abs_error:.3g})" for c in r.checks if not c.passed]
+        state = "error: " + r.error.splitlines()[0] if r.error else ("failed: " + ", ".join(failed) if failed else "passed")
+        lines.append(f"{r.id}: {state}")
+    return "\n".join(lines)
+
+
+def _is_grad(name: str) -> bool:
+    return "/grad/" in name
+
+
+def test_registry_is_well_formed() -> None:
+    names = [p.name for p in PLANTS]
+    assert len(names) == len(set(names)), "plant names must be unique"
+    for plant in PLANTS:
+        assert plant.imitates and plant.case_ids, plant.name
+        resolve(plant)  # every case id exists in the case registry
+
+
+# Everything a plant may patch, as seen from outside: after a plant's block ends (even by an
+# exception) all of it must be back.
+def _snapshot() -> dict[str, object]:
+    from xlayers import activations
+    from xlayers.layers import conv, conv_ops, recurrent
+    from xlayers.layers.conv import Conv2D
+    from xlayers.layers.core import Dense
+    from xlayers.layers.recurrent import LSTM
+
+    return {
+        "Dense.call": Dense.__dict__["call"],
+        "Dense.__init__": Dense.__dict__["__init__"],
+        "LSTM.call": LSTM.__dict__["call"],
+        "LSTM.__init__": LSTM.__dict__["__init__"],
+        "LSTM.reset_state": LSTM.__dict__["reset_state"],
+        "Conv2D._TORCH_KERNEL": Conv2D.__dict__["_TORCH_KERNEL"],
+        "conv.conv": conv.conv,
+        "conv_ops.same_padding": conv_ops.same_padding,
+        "recurrent.lstm": recurrent.lstm,
+        "recurrent.lstm_dropout_masks": recurrent.lstm_dropout_masks,
+        "activations._REGISTRY": dict(activations._REGISTRY),
+        "activations._CANONICAL": dict(activations._CANONICAL),
+    }
+
+
+@pytest.mark.parametrize("plant", PLANTS, ids=[p.name for p in PLANTS])
+def test_plant_is_removed_on_error(plant: Plant) -> None:
+    before = _snapshot()
+    with pytest.raises(RuntimeError, match="boom"), plant.installed():
+        assert _snapshot() != before, "the plant installs nothing that the snapshot sees"
+        raise RuntimeError("boom")
+    assert _snapshot() == before
+
+
+@pytest.mark.parametrize("plant", [_param(p) for p in PLANTS])
+def test_plant_is_caught(plant: Plant) -> None:
+    pairs = resolve(plant)
+    with plant.installed():
+        results = [run_case(info, case, "cpu", "float32") for info, case in pairs]
+    summary = _summary(results)
+    assert any(not r.passed for r in results), f"plant {plant.name!r} went unnoticed:\n{summary}"
+    if plant.gradient_only:
+        for r in results:
+            assert r.error is None, f"{r.id} crashed instead of failing a check:\n{summary}"
+            forward = [c for c in r.checks if not _is_grad(c.name)]
+            assert any(c.name.endswith(("output0", "call0/output0")) for c in forward), r.id
+            assert all(c.passed for c in forward), f"a gradient-only plant changed a forward value:\n{summary}"
+        assert any(not c.passed for r in results for c in r.checks if _is_grad(c.name)), summary
+
+
+def test_plant_cases_pass_unplanted() -> None:
+    seen: dict[str, tuple] = {}
+    for plant in PLANTS:
+        for info, case in resolve(plant):
+            seen.setdefault(case.id, (info, case))
+    results = [run_case(info, case, "cpu", "float32") for info, case in seen.values()]
+    failed = [r for r in results if not r.passed]
+    assert not failed, "cases fail with no plant installed:\n" + _summary(failed)
