@@ -91,18 +91,24 @@ def write_report(directory: str | os.PathLike, results: list[CaseResult], meta: 
 
 
 def summary_table(results: Iterable[CaseResult]) -> str:
-    """One line per layer, device and dtype: records, failures, worst output and gradient relative error."""
+    """One line per layer, device and dtype: records, failures, the worst output and gradient
+    errors (absolute, and relative to the magnitude floor), and Keras's own float32 noise floor."""
     rows: dict[tuple[str, str, str], list[CaseResult]] = {}
     for r in results:
         rows.setdefault((r.layer, r.device, r.dtype), []).append(r)
-    lines = [f"{'layer':<10}{'device':<8}{'dtype':<10}{'records':>8}{'failed':>8}{'worst out rel':>15}{'worst grad rel':>16}{'seconds':>9}"]
+    header = ("layer", "device", "dtype", "records", "failed", "out abs", "out rel", "grad abs", "grad rel", "keras noise", "seconds")
+    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * 3 + "---:|" * (len(header) - 3)]
     for (layer, device, dtype), group in rows.items():
-        worst_out = _max(_worst(r, "output")[1] for r in group if r.passed and not r.note)
-        worst_grad = _max(_worst(r, "grad/")[1] for r in group if r.passed and not r.note)
-        failed = sum(not r.passed for r in group)
-        lines.append(
-            f"{layer:<10}{device:<8}{dtype:<10}{len(group):>8}{failed:>8}{_fmt(worst_out):>15}{_fmt(worst_grad):>16}{sum(r.seconds for r in group):>9.1f}"
+        measured = [r for r in group if r.passed and not r.note and r.checks]
+        out = [_worst(r, "output") for r in measured]
+        grad = [_worst(r, "grad/") for r in measured]
+        noise = _max(r.noise_floor["max_abs_error"] for r in measured if r.noise_floor)
+        cells = (
+            layer, device, dtype, str(len(group)), str(sum(not r.passed for r in group)),
+            _fmt(_max(o[0] for o in out)), _fmt(_max(o[1] for o in out)),
+            _fmt(_max(g[0] for g in grad)), _fmt(_max(g[1] for g in grad)), _fmt(noise), f"{sum(r.seconds for r in group):.1f}",
         )
+        lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines)
 
 

@@ -25,6 +25,10 @@ DTYPE_TOLERANCE: dict[str, tuple[float, float]] = {
     "float16": (2e-3, 5e-4),
 }
 
+# Reported relative errors divide by |expected| floored at this fraction of the tensor's largest
+# magnitude, so rounding on near-zero elements does not read as a large relative error.
+REL_FLOOR = 1e-3
+
 # Cross-framework factor per device: Keras on CPU vs xlayers on this device.
 FACTOR: dict[str, float] = {"cpu": 8.0, "cuda": 16.0}
 
@@ -43,7 +47,7 @@ class Comparison:
 
     passed: bool
     max_abs_error: float
-    max_rel_error: float  # |a - e| / max(|e|, atol * scale)
+    max_rel_error: float  # |a - e| / max(|e|, REL_FLOOR * scale)
     mismatched: int
     total: int
     worst_index: tuple[int, ...]
@@ -86,7 +90,7 @@ def compare(
     diff[np.isnan(diff)] = np.inf
     bound = rtol * np.abs(e) + atol * scale
     bad = diff > bound
-    rel = diff / np.maximum(np.abs(e), atol * scale)  # relative, magnitudes floored at the absolute bound
+    rel = diff / np.maximum(np.abs(e), REL_FLOOR * scale)
     worst = np.unravel_index(int(np.argmax(diff)), diff.shape)
     return Comparison(
         passed=not bool(bad.any()),

@@ -1,5 +1,5 @@
-"""LSTM time: xlayers' fused path vs its loop path vs Keras (TF backend), forward and
-forward+backward, with ratios to the fused path measured in one run.
+"""LSTM time: xlayers' fused path vs its loop path vs Keras (TF backend, eager and tf.function),
+forward and forward+backward, with ratios to the fused path measured in one run.
 
 Each framework is timed in its own subprocess, one after the other: TF's and torch's thread
 pools spin while idle, so sharing one process (or running side by side) on a small machine
@@ -82,7 +82,24 @@ def measure_keras(args: argparse.Namespace) -> dict[str, float]:
             loss = tf.reduce_sum(layer(x))
         tape.gradient(loss, [x, *layer.trainable_weights])
 
-    return {"forward/keras (tf)": _median_ms(forward, args.repeats), "forward+backward/keras (tf)": _median_ms(train, args.repeats)}
+    graph = tf.function(lambda inputs: layer(inputs))
+
+    def forward_graph() -> None:
+        graph(x).numpy()
+
+    @tf.function
+    def train_step(inputs):
+        with tf.GradientTape() as tape:
+            tape.watch(inputs)
+            loss = tf.reduce_sum(layer(inputs))
+        return tape.gradient(loss, [inputs, *layer.trainable_weights])
+
+    return {
+        "forward/keras (tf)": _median_ms(forward, args.repeats),
+        "forward+backward/keras (tf)": _median_ms(train, args.repeats),
+        "forward/keras (tf.function)": _median_ms(forward_graph, args.repeats),
+        "forward+backward/keras (tf.function)": _median_ms(lambda: train_step(x), args.repeats),
+    }
 
 
 def main() -> None:
@@ -106,7 +123,7 @@ def main() -> None:
     print("| pass | candidate | ms | x xlayers fused |\n|---|---|---:|---:|")
     for name in ("forward", "forward+backward"):
         base = results[f"{name}/xlayers fused"]
-        for label in ("xlayers fused", "xlayers loop", "keras (tf)"):
+        for label in ("xlayers fused", "xlayers loop", "keras (tf)", "keras (tf.function)"):
             value = results[f"{name}/{label}"]
             print(f"| {name} | {label} | {value:.2f} | {value / base:.2f} |")
     print(f"paths: fused -> {results['path/xlayers fused']}, loop -> {results['path/xlayers loop']}")

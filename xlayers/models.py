@@ -150,7 +150,7 @@ class Sequential(Layer):
     def summary(self, print_fn: Callable[[str], Any] = print) -> None:
         """Print a table of layers: name (type), output shape, parameter count; then totals."""
         rows = [("Layer (type)", "Output Shape", "Param #")]
-        shape = self._build_shape
+        shape = None if self._build_shape is None else (None, *self._build_shape[1:])  # any batch size
         for layer in self._stack:
             kind = type(layer).__name__
             name = layer.name if isinstance(layer, Layer) else "-"
