@@ -35,6 +35,8 @@ class Case:
             ``holey`` (gaps anywhere), ``left``, ``empty-row`` (one row fully masked).
         initial_state: pass random ``[h, c]`` initial states.
         calls: consecutive calls on fresh inputs (``stateful`` layers carry state over).
+        training: call in training mode; the dropout masks xlayers draws are handed to Keras,
+            so both frameworks drop the same units.
         path: the kernel path xlayers must take (``"fused"`` or ``"loop"``), if it matters.
         dtypes: dtypes to run; float16/bfloat16 check the forward pass only.
     """
@@ -46,6 +48,7 @@ class Case:
     mask: str | None = None
     initial_state: bool = False
     calls: int = 1
+    training: bool = False
     path: str | None = None
     dtypes: tuple[str, ...] = ("float32",)
 

@@ -546,10 +546,8 @@ PLANTS: tuple[Plant, ...] = (
     Plant(
         "lstm-dropout-unscaled",
         "training-time dropout masks not rescaled by 1 / (1 - rate) (inverted dropout forgotten)",
-        ("lstm/dropout-inference",),
+        ("lstm/training-dropout", "lstm/training-dropout-recurrent"),
         _lstm_dropout_unscaled,
-        harness_gap="the runner only calls layers with training=False, so no case ever draws a "
-        "dropout mask",
     ),
 )
 

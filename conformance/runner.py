@@ -12,10 +12,11 @@ float32 on the same rounded weights and inputs.
 
 from __future__ import annotations
 
+import contextlib
 import time
 import traceback
 import zlib
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
@@ -26,7 +27,7 @@ from xlayers.layer import Layer, clear_session
 
 from .case import HALF_DTYPES, Case, LayerInfo
 from .keras_reference import keras_twin_from_config
-from .tolerance import compare, tolerance
+from .tolerance import REL_FLOOR, compare, tolerance
 from .transfer import from_keras, keras_weights_by_name, to_keras
 
 __all__ = ["Check", "CaseResult", "run_case"]
@@ -117,6 +118,8 @@ class _Inputs:
         self.rng = rng
         self.np_dtype = np_dtype
         self.kwargs = dict(case.kwargs)
+        self.training = case.training
+        self.dropout_masks: list[tuple[Any, Any]] = []  # per call, as xlayers drew them
 
     def upstream(self, shapes: Sequence[tuple[int, ...]]) -> list[np.ndarray]:
         return [self.rng.standard_normal(s).astype(self.np_dtype) for s in shapes]
@@ -124,6 +127,40 @@ class _Inputs:
 
 def _as_list(outputs: Any) -> list[Any]:
     return list(outputs) if isinstance(outputs, (list, tuple)) else [outputs]
+
+
+@contextlib.contextmanager
+def _captured_dropout_masks() -> Iterator[list[tuple[Any, Any]]]:
+    """Record the dropout masks xlayers' recurrent layers draw (to hand the same ones to Keras)."""
+    from xlayers.layers import recurrent
+
+    drawn: list[tuple[Any, Any]] = []
+    original = recurrent.lstm_dropout_masks
+
+    def recording(*args: Any, **kwargs: Any) -> tuple[Any, Any]:
+        masks = original(*args, **kwargs)
+        drawn.append(masks)
+        return masks
+
+    recurrent.lstm_dropout_masks = recording
+    try:
+        yield drawn
+    finally:
+        recurrent.lstm_dropout_masks = original
+
+
+def _keras_masks(mask: Any, rate: float) -> Any:
+    """The units xlayers kept, as the mask Keras's cell caches (one tensor, or one per gate).
+
+    Only the keep pattern is shared: the values are Keras's own, ``keep / (1 - rate)``, so a
+    wrongly scaled mask in xlayers still shows."""
+    import tensorflow as tf
+
+    if mask is None:
+        return None
+    keep = _numpy(mask) != 0
+    array = (keep / (1.0 - rate)).astype(np.float32)
+    return [tf.constant(m) for m in array] if array.ndim == 3 else tf.constant(array)
 
 
 def _run_xlayers(layer: Layer, data: _Inputs, device: str, dtype: torch.dtype, upstream: list[np.ndarray] | None, with_grads: bool):
@@ -144,7 +181,9 @@ def _run_xlayers(layer: Layer, data: _Inputs, device: str, dtype: torch.dtype, u
             kwargs["initial_state"] = states
         for p in layer.parameters():
             p.grad = None
-        outputs = _as_list(layer(x, training=False, **kwargs) if "training" in _call_args(layer) else layer(x, **kwargs))
+        if "training" in _call_args(layer):
+            kwargs["training"] = data.training
+        outputs = _as_list(layer(x, **kwargs))
         outputs_per_call.append([_numpy(o) for o in outputs])
         if with_grads and last:
             loss = sum((o * torch.from_numpy(g).to(device=device, dtype=o.dtype)).sum() for o, g in zip(outputs, upstream))
@@ -186,6 +225,13 @@ def _run_keras(twin: Any, data: _Inputs, upstream: list[np.ndarray] | None, with
         if data.states is not None:
             states = [tf.constant(s.astype(array.dtype)) for s in data.states]
             kwargs["initial_state"] = states
+        if data.training:
+            kwargs["training"] = True
+            cell = getattr(twin, "cell", None)
+            if cell is not None and index < len(data.dropout_masks):  # the same units dropped as in xlayers
+                drop, recurrent = data.dropout_masks[index]
+                cell._dropout_mask = _keras_masks(drop, cell.dropout)
+                cell._recurrent_dropout_mask = _keras_masks(recurrent, cell.recurrent_dropout)
         with tf.GradientTape(persistent=False) as tape:
             tape.watch(x)
             if states is not None:
@@ -296,10 +342,13 @@ def _run(info: LayerInfo, case: Case, device: str, dtype: str, result: CaseResul
             to_keras(layer, twin)
         target = layer.to(device=device, dtype=torch_dtype)
         if direction == "x2k":
-            probe = _run_xlayers(layer, data, "cpu", layer.dtype, None, False)[0][-1]
+            with torch.no_grad():
+                probe = _run_xlayers(layer, data, "cpu", layer.dtype, None, False)[0][-1]
             upstream = data.upstream([o.shape for o in probe])
+        with _captured_dropout_masks() as drawn:
+            ours_out, ours_grads, path = _run_xlayers(target, data, device, torch_dtype, upstream, not half)
+        data.dropout_masks = drawn
         keras_out, keras_grads = _run_keras(twin, data, upstream, not half)
-        ours_out, ours_grads, path = _run_xlayers(target, data, device, torch_dtype, upstream, not half)
         result.path = path
         ours_flat = {f"call{c}/output{i}" if case.calls > 1 else f"output{i}": o for c, outs in enumerate(ours_out) for i, o in enumerate(outs)}
         theirs_flat = {f"call{c}/output{i}" if case.calls > 1 else f"output{i}": o for c, outs in enumerate(keras_out) for i, o in enumerate(outs)}
@@ -318,7 +367,7 @@ def _run(info: LayerInfo, case: Case, device: str, dtype: str, result: CaseResul
     if case.path is not None:
         checks.append(Check("path", result.path == case.path, detail=f"expected {case.path}, took {result.path}"))
 
-    if dtype == "float32":  # Keras's own float32 error against its float64 result
+    if dtype == "float32" and not case.training:  # Keras's own float32 error against its float64 result
         result.noise_floor = _noise_floor(layer, twin, data)
 
 
@@ -347,7 +396,8 @@ def _noise_floor(layer: Layer, twin: Any, data: _Inputs) -> dict[str, float]:
     data.states = states
     out32 = _run_keras(twin, data, None, False)[0][-1][0]
     diff = np.abs(out32.astype(np.float64) - out64)
-    return {"max_abs_error": float(diff.max()), "max_rel_error": float((diff / np.maximum(np.abs(out64), 1e-30)).max())}
+    floor = REL_FLOOR * max(1.0, float(np.abs(out64).max()))
+    return {"max_abs_error": float(diff.max()), "max_rel_error": float((diff / np.maximum(np.abs(out64), floor)).max())}
 
 
 def default_tolerance(dtype: str, device: str) -> tuple[float, float]:
