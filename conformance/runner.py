@@ -27,7 +27,7 @@ from xlayers.layer import Layer, clear_session
 
 from .case import HALF_DTYPES, Case, LayerInfo
 from .keras_reference import keras_twin_from_config
-from .tolerance import REL_FLOOR, compare, tolerance
+from xlayers.tolerance import REL_FLOOR, compare, tolerance
 from .transfer import from_keras, keras_weights_by_name, to_keras
 
 __all__ = ["Check", "CaseResult", "run_case"]

@@ -13,7 +13,7 @@ import torch
 import xlayers
 
 from .keras_reference import keras_call, keras_twin
-from .tolerance import compare
+from xlayers.tolerance import compare
 
 EXAMPLES: list[tuple[str, Callable[[], xlayers.Layer], tuple[int, ...]]] = [
     ("Dense", lambda: xlayers.Dense(units=128, activation="relu"), (32, 784)),

@@ -10,7 +10,7 @@ import torch
 
 from conformance.keras_reference import keras_call, keras_twin
 from conformance.testing import check_layer, randomize_weights
-from conformance.tolerance import assert_close
+from xlayers.tolerance import assert_close
 from xlayers import Dense, Masking
 from xlayers.errors import InputDtypeError, InputShapeError
 

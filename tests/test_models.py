@@ -7,7 +7,7 @@ import pytest
 import torch
 
 from conformance.keras_reference import keras
-from conformance.tolerance import assert_close
+from xlayers.tolerance import assert_close
 from xlayers import Conv2D, Dense, Masking, Sequential
 from xlayers.errors import ArgumentError
 

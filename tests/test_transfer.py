@@ -6,7 +6,7 @@ import torch
 
 from conformance.keras_reference import keras, keras_twin_from_config
 from conformance.testing import randomize_weights
-from conformance.tolerance import assert_close
+from xlayers.tolerance import assert_close
 from conformance.transfer import from_keras, to_keras
 from xlayers import LSTM, Conv2D, Dense
 from xlayers.errors import WeightNameError, WeightShapeError

@@ -11,6 +11,7 @@ from __future__ import annotations
 __all__ = [
     "ArgumentError",
     "ArgumentTypeError",
+    "ExportError",
     "InputShapeError",
     "InputDtypeError",
     "InputDeviceError",
@@ -27,6 +28,11 @@ class ArgumentError(ValueError):
 
 class ArgumentTypeError(TypeError):
     """A constructor or call argument has the wrong type."""
+
+
+class ExportError(ValueError):
+    """A module cannot be exported (a configuration ONNX cannot express, or a graph that
+    disagrees with torch); nothing was written."""
 
 
 class InputShapeError(ValueError):

@@ -232,6 +232,8 @@ def conv_padded(
     if all(b == a for b, a in pads):  # symmetric (incl. 'valid'): torch does it all
         return conv_fn(inputs, weight, bias, ss, tuple(b for b, _ in pads), ds, groups)
 
+    if torch.compiler.is_exporting():  # an exported graph says Pad + Conv, which folds into one Conv's pads
+        method = "pad"
     if method == "shift":
         return _conv_shift(conv_fn, inputs, weight, bias, pads, ss, ds, groups, outs, contiguous)
     if method == "pad":

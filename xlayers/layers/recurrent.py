@@ -228,7 +228,8 @@ class LSTM(Layer):
             )
         # torch 2.13's AOTAutograd cannot differentiate oneDNN's mkldnn_rnn_layer (it saves a None
         # for backward), so a compiled training step on CPU traces the loop path instead.
-        fused_ok = self._fused_ok and not (torch.compiler.is_compiling() and torch.is_grad_enabled() and inputs.device.type == "cpu")
+        compiled_training = torch.compiler.is_compiling() and not torch.compiler.is_exporting() and torch.is_grad_enabled()
+        fused_ok = self._fused_ok and not (compiled_training and inputs.device.type == "cpu")
         outputs, h, c, path = lstm(
             inputs,
             self.kernel,

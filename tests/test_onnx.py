@@ -1,0 +1,126 @@
+"""ONNX export: every layer family and a Sequential, verified in onnxruntime at sizes other
+than the example's; the graph a serving engineer wants; bad input leaves no file."""
+
+import os
+from unittest import mock
+
+import numpy as np
+import pytest
+import torch
+
+import xlayers
+from xlayers import LSTM, Conv2D, Dense, Sequential
+from xlayers.errors import ArgumentError, ExportError, NotBuiltError
+from xlayers.onnx import export, run
+
+
+def _built(module, shape):
+    module(torch.randn(*shape))
+    return module
+
+
+@pytest.mark.parametrize(
+    "make, shape, expected_ops",
+    [
+        (lambda: Dense(4, activation="gelu"), (3, 5), {"Gemm": 1}),
+        (lambda: Conv2D(6, 3, strides=2, padding="same", activation="relu"), (2, 8, 9, 3), {"Conv": 1, "Transpose": 2}),
+        (lambda: Conv2D(6, (2, 3), padding="same", data_format="channels_first", groups=2), (2, 4, 7, 6), {"Conv": 1}),
+        (lambda: LSTM(5, return_sequences=True, return_state=True), (3, 7, 4), {"LSTM": 1}),
+        (lambda: LSTM(5, go_backwards=True, use_bias=False), (3, 7, 4), {"LSTM": 1}),
+        (lambda: xlayers.Masking(0.0), (2, 5, 3), {}),
+    ],
+    ids=["dense", "conv2d-same-asym", "conv2d-nchw-groups", "lstm-seq-state", "lstm-backwards-nobias", "masking"],
+)
+def test_each_family_exports_and_agrees_at_other_sizes(tmp_path, make, shape, expected_ops):
+    module = _built(make(), shape)
+    result = export(module, torch.randn(*shape), tmp_path / "m.onnx")
+    assert os.path.exists(tmp_path / "m.onnx") and os.listdir(tmp_path) == ["m.onnx"]
+    assert all(s[0] != shape[0] for s in result.checked_shapes)  # another batch size
+    if isinstance(module, LSTM):
+        assert all(s[1] != shape[1] for s in result.checked_shapes)  # and another length
+    for op, count in expected_ops.items():
+        assert result.node_counts.get(op, 0) == count, result.node_counts
+    assert not {"Pad", "Loop", "Scan"} & set(result.node_counts), result.node_counts  # no Pad+Conv, no unrolled loop
+    assert result.max_abs_error <= result.tolerance[1] * 100 or result.max_rel_error < 1e-4
+
+
+def test_sequential_folds_layout_transposes_and_takes_any_batch(tmp_path):
+    model = Sequential([
+        Conv2D(8, 3, strides=2, padding="same", activation="relu"),
+        Conv2D(8, 3, padding="same", activation="relu"),
+        Conv2D(4, 1),
+        Dense(3),
+    ])
+    x = torch.randn(2, 9, 10, 3)
+    model(x)
+    result = export(model, x, tmp_path / "seq.onnx")
+    assert result.node_counts["Conv"] == 3 and result.node_counts["Transpose"] == 2  # one in, one out
+    bigger = np.random.randn(6, 9, 10, 3).astype(np.float32)
+    np.testing.assert_array_equal(run(tmp_path / "seq.onnx", bigger)[0].shape, (6, 5, 5, 3))
+
+
+def test_sequential_lstm_dynamic_batch_and_time(tmp_path):
+    model = Sequential([LSTM(6, return_sequences=True), LSTM(4), Dense(2)])
+    x = torch.randn(3, 7, 5)
+    model(x)
+    result = export(model, x, tmp_path / "rnn.onnx")
+    assert result.node_counts["LSTM"] == 2
+    out = run(tmp_path / "rnn.onnx", np.random.randn(4, 11, 5).astype(np.float32))[0]
+    assert out.shape == (4, 2)
+
+
+def test_second_export_in_a_process_keeps_time_dynamic(tmp_path):
+    for name in ("a", "b"):
+        layer = _built(LSTM(3, return_sequences=True), (2, 5, 4))
+        export(layer, torch.randn(2, 5, 4), tmp_path / f"{name}.onnx")
+    assert run(tmp_path / "b.onnx", np.random.randn(2, 9, 4).astype(np.float32))[0].shape == (2, 9, 3)
+
+
+def test_unbuilt_layer_is_refused_and_leaves_no_file(tmp_path):
+    with pytest.raises(NotBuiltError, match=r"cannot export unbuilt layers \['dense'\]"):
+        export(Dense(3), torch.randn(2, 4), tmp_path / "m.onnx")
+    assert os.listdir(tmp_path) == []
+
+
+def test_unsupported_opset(tmp_path):
+    layer = _built(Dense(3), (2, 4))
+    with pytest.raises(ArgumentError, match=r"`opset` must be one of \[18, 19, 20, 21\].*Received: opset=9"):
+        export(layer, torch.randn(2, 4), tmp_path / "m.onnx", opset=9)
+    assert os.listdir(tmp_path) == []
+
+
+@pytest.mark.parametrize("opset", [18, 21])
+def test_supported_opsets(tmp_path, opset):
+    layer = _built(Conv2D(3, 3, padding="same", strides=2), (2, 6, 7, 2))
+    assert export(layer, torch.randn(2, 6, 7, 2), tmp_path / "m.onnx", opset=opset).opset == opset
+
+
+def test_inexpressible_configurations_are_refused(tmp_path):
+    lstm = _built(LSTM(3, stateful=True), (2, 5, 4))
+    with pytest.raises(ExportError, match=r"`stateful` layers cannot be exported"):
+        export(lstm, torch.randn(2, 5, 4), tmp_path / "m.onnx")
+    masked = _built(LSTM(3), (2, 5, 4))
+    with pytest.raises(ExportError, match=r"masks cannot be exported"):
+        export(masked, (torch.randn(2, 5, 4), torch.ones(2, 5, dtype=torch.bool)), tmp_path / "m.onnx")
+    assert os.listdir(tmp_path) == []
+
+
+def test_unwritable_paths(tmp_path):
+    layer = _built(Dense(3), (2, 4))
+    with pytest.raises(FileNotFoundError, match=r"the directory .*missing.* does not exist"):
+        export(layer, torch.randn(2, 4), tmp_path / "missing" / "m.onnx")
+    (tmp_path / "file").write_text("x")
+    with pytest.raises(FileNotFoundError, match=r"does not exist"):
+        export(layer, torch.randn(2, 4), tmp_path / "file" / "m.onnx")
+
+
+def test_failed_verification_leaves_no_file_and_keeps_an_old_one(tmp_path):
+    layer = _built(Dense(3), (2, 4))
+    target = tmp_path / "m.onnx"
+    target.write_bytes(b"previous export")
+    with mock.patch("xlayers.onnx.compare") as fake:
+        fake.return_value = mock.Mock(passed=False, max_abs_error=1.0, max_rel_error=1.0, rtol=0, atol=0,
+                                      describe=lambda what: f"{what}: planted disagreement")
+        with pytest.raises(ExportError, match=r"onnxruntime disagrees with torch .*planted disagreement"):
+            export(layer, torch.randn(2, 4), target)
+    assert target.read_bytes() == b"previous export" and os.listdir(tmp_path) == ["m.onnx"]

@@ -1,0 +1,377 @@
+"""ONNX export of xlayers layers and models, verified before the file appears.
+
+``export`` traces the module with torch's ONNX exporter (``dynamo=True``), tidies the graph
+(pairs of inverse layout ``Transpose`` nodes between channels-last layers are removed), checks
+it with ``onnx.checker.check_model(full_check=True)``, runs it in onnxruntime at a batch size
+(and, for sequence models, a length) other than the example's, compares with torch under the
+tolerance policy, and only then renames the temporary file onto ``path``. A failed export or
+check leaves no file behind.
+
+What the graph looks like: an LSTM is one ONNX ``LSTM`` node (dynamic batch and time); a
+TF-'same' convolution is one ``Conv`` with asymmetric ``pads`` (no ``Pad``); NHWC layers keep
+one ``Transpose`` in and out of each run of convolutions.
+
+ONNX cannot express some call arguments: masks (ONNX's ``sequence_lens`` would need a length
+input the exporter cannot derive from a boolean mask), ``stateful`` layers (a graph holds no
+state between runs), and dropout in training mode. Exporting those raises
+:class:`~xlayers.errors.ExportError` before anything is written.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import tempfile
+import warnings
+from collections import Counter
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+
+from .errors import ArgumentError, ExportError, NotBuiltError
+from .layer import Layer
+from .tolerance import compare
+
+__all__ = ["ExportResult", "SUPPORTED_OPSETS", "export", "remove_inverse_transposes"]
+
+SUPPORTED_OPSETS = range(18, 22)
+DEFAULT_OPSET = 20
+
+
+@dataclass
+class ExportResult:
+    """What ``export`` wrote and measured."""
+
+    path: str
+    opset: int
+    node_counts: dict[str, int]
+    checked_shapes: list[tuple[int, ...]] = field(default_factory=list)
+    max_abs_error: float = 0.0
+    max_rel_error: float = 0.0
+    tolerance: tuple[float, float] = (0.0, 0.0)
+
+    @property
+    def nodes(self) -> int:
+        return sum(self.node_counts.values())
+
+    def __str__(self) -> str:
+        ops = ", ".join(f"{op} {n}" for op, n in sorted(self.node_counts.items()))
+        return (
+            f"exported {self.path} (opset {self.opset}, {self.nodes} nodes: {ops}); onnxruntime vs torch at "
+            f"{self.checked_shapes}: max abs error {self.max_abs_error:.2e}, max rel error {self.max_rel_error:.2e} "
+            f"(rtol {self.tolerance[0]:.1e}, atol {self.tolerance[1]:.1e})"
+        )
+
+
+def _layers(module: nn.Module) -> list[Layer]:
+    return [m for m in module.modules() if isinstance(m, Layer)]
+
+
+def _is_sequence_model(module: nn.Module) -> bool:
+    from .layers.recurrent import LSTM
+
+    return any(isinstance(m, LSTM) for m in module.modules())
+
+
+def _refuse_inexpressible(module: nn.Module, label: str) -> None:
+    unbuilt = [m.name for m in _layers(module) if not m.built]
+    if unbuilt:
+        raise NotBuiltError(f"{label}: cannot export unbuilt layers {unbuilt}; call the module once on an example input first.")
+    stateful = [m.name for m in _layers(module) if getattr(m, "stateful", False)]
+    if stateful:
+        raise ExportError(
+            f"{label}: ONNX graphs hold no state between runs, so `stateful` layers cannot be exported. "
+            f"Received: stateful layers {stateful}."
+        )
+
+
+def _label(module: nn.Module) -> str:
+    return module._label if isinstance(module, Layer) else f"`{type(module).__name__}`"
+
+
+def export(
+    module: nn.Module,
+    example_inputs: torch.Tensor | Sequence[torch.Tensor],
+    path: str | os.PathLike,
+    *,
+    opset: int = DEFAULT_OPSET,
+    dynamic_axes: Mapping[int, str] | None = None,
+    verify: bool = True,
+    seed: int = 0,
+) -> ExportResult:
+    """Export ``module`` to ONNX at ``path``, verified in onnxruntime; return what was measured.
+
+    Args:
+        module: a built xlayers layer or model (or any torch module holding them).
+        example_inputs: the input (or tuple of positional inputs) to trace with.
+        path: where the ``.onnx`` file goes; written atomically (temporary file, then rename).
+        opset: ONNX opset, one of ``SUPPORTED_OPSETS``.
+        dynamic_axes: ``{axis: name}`` for the first input; default ``{0: "batch"}``, plus
+            ``{1: "time"}`` when the module holds a recurrent layer.
+        verify: run the checker and onnxruntime before writing (on by default).
+        seed: seed of the random inputs used for verification.
+
+    Raises:
+        NotBuiltError: a layer has not been built.
+        ArgumentError: ``opset`` is not supported.
+        ExportError: the configuration cannot be expressed in ONNX, the exporter failed,
+            or the exported graph disagrees with torch; no file is left at ``path``.
+        OSError: ``path`` cannot be written.
+    """
+    label = _label(module)
+    if opset not in SUPPORTED_OPSETS:
+        raise ArgumentError(
+            f"{label}: `opset` must be one of {list(SUPPORTED_OPSETS)} (torch 2.13's exporter). Received: opset={opset!r}."
+        )
+    _refuse_inexpressible(module, label)
+    inputs = (example_inputs,) if isinstance(example_inputs, torch.Tensor) else tuple(example_inputs)
+    if not inputs or not all(isinstance(t, torch.Tensor) for t in inputs):
+        raise ArgumentError(f"{label}: `example_inputs` must be a tensor or a tuple of tensors. Received: {type(example_inputs).__name__}.")
+    if len(inputs) > 1 and isinstance(module, Layer):
+        import inspect
+
+        extra = list(inspect.signature(module.call).parameters)[1 : len(inputs)]
+        if "mask" in extra:
+            raise ExportError(
+                f"{label}: masks cannot be exported: ONNX's LSTM takes sequence lengths, which torch's exporter "
+                f"cannot derive from a boolean mask. Received: {len(inputs)} example inputs (inputs, mask, ...)."
+            )
+    if dynamic_axes is None:
+        dynamic_axes = {0: "batch", **({1: "time"} if _is_sequence_model(module) else {})}
+    target = Path(path)
+    directory = target.parent if str(target.parent) else Path(".")
+    if not directory.is_dir():
+        raise FileNotFoundError(f"{label}: cannot write {str(target)!r}: the directory {str(directory)!r} does not exist.")
+    try:
+        handle, temporary = tempfile.mkstemp(dir=directory, prefix=f".{target.name}.", suffix=".tmp")
+    except OSError as error:
+        raise PermissionError(f"{label}: cannot write {str(target)!r}: {error.strerror}.") from None
+    os.close(handle)
+    try:
+        with _eval_mode(module):
+            _trace(module, inputs, dynamic_axes, opset, temporary, label)
+            counts = remove_inverse_transposes(temporary)
+            result = ExportResult(str(target), opset, counts)
+            if verify:
+                _verify(module, inputs, dynamic_axes, temporary, result, seed, label)
+        os.replace(temporary, target)
+        return result
+    except BaseException:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(temporary)
+        raise
+
+
+@contextlib.contextmanager
+def _eval_mode(module: nn.Module):
+    was_training = module.training
+    module.eval()
+    try:
+        yield
+    finally:
+        module.train(was_training)
+
+
+def _trace(module: nn.Module, inputs: tuple[torch.Tensor, ...], dynamic_axes: Mapping[int, str], opset: int, path: str, label: str) -> None:
+    # torch 2.13: the exporter registers a while-loop LSTM decomposition for the duration of an
+    # export, and the op's dispatch cache keeps a stale entry afterwards, so a second export in
+    # the same process would unroll the LSTM with the example's length baked in. Clear it.
+    for op in (torch.ops.aten.lstm.input, torch.ops.aten.gru.input):
+        op._dispatch_cache.clear()
+    dims = {axis: torch.export.Dim(name) for axis, name in dynamic_axes.items()}
+    shapes = (dims, *({} for _ in inputs[1:]))
+    try:
+        with warnings.catch_warnings(), torch.no_grad():
+            warnings.simplefilter("ignore")
+            outputs = module(*inputs)
+            count = 1 if isinstance(outputs, torch.Tensor) else len(outputs)
+            output_names = ["output"] if count == 1 else [f"output_{i}" for i in range(count)]
+            input_names = ["inputs"] + [f"inputs_{i}" for i in range(1, len(inputs))]
+            program = torch.onnx.export(
+                module, inputs, dynamo=True, dynamic_shapes=shapes, opset_version=opset, verbose=False, optimize=False,
+                input_names=input_names, output_names=output_names,
+            )
+            program.save(path)
+    except Exception as error:
+        raise ExportError(f"{label}: torch's ONNX exporter failed: {type(error).__name__}: {str(error).splitlines()[0]}") from error
+    _optimize(path)
+
+
+def _optimize(path: str) -> None:
+    """onnxscript's optimizer and rewriter (constant folding, Pad + Conv into Conv's pads, ...),
+    run after dropping the intermediate shapes: torch 2.13's exporter leaves the example's
+    sequence length on some of them, and folding those would fix the length of a stacked LSTM."""
+    import onnx_ir as ir
+    import onnxscript
+    from onnx_ir.passes import common
+    from onnxscript import rewriter
+
+    model = ir.load(path)
+    outputs = set(model.graph.outputs)
+    for node in model.graph:
+        for value in node.outputs:
+            if value not in outputs:
+                value.shape = None
+    onnxscript.optimizer.optimize(model)
+    model = rewriter.rewrite(model)
+    common.CommonSubexpressionEliminationPass()(model)  # the LSTM's shape plumbing repeats itself
+    onnxscript.optimizer.optimize(model)
+    ir.save(model, path)
+
+
+def _verify(module: nn.Module, inputs: tuple[torch.Tensor, ...], dynamic_axes: Mapping[int, str], path: str,
+            result: ExportResult, seed: int, label: str) -> None:
+    import onnx
+    import onnxruntime as ort
+
+    try:
+        onnx.checker.check_model(path, full_check=True)
+    except Exception as error:
+        raise ExportError(f"{label}: the exported graph fails onnx.checker: {error}") from error
+    options = ort.SessionOptions()
+    options.log_severity_level = 3  # the declared output sizes are the example's until _annotate_outputs
+    session = ort.InferenceSession(path, options, providers=["CPUExecutionProvider"])
+    names = [i.name for i in session.get_inputs()]
+    generator = torch.Generator().manual_seed(seed)
+    worst_abs = worst_rel = 0.0
+    observed: list[tuple[dict[str, int], list[tuple[int, ...]]]] = []  # (dynamic sizes, output shapes) per run
+    for grow in (2, 5):  # sizes other than the example's along every dynamic axis
+        shape = list(inputs[0].shape)
+        for axis in dynamic_axes:
+            shape[axis] = shape[axis] + grow
+        first = torch.randn(shape, generator=generator, dtype=inputs[0].dtype)
+        feeds = (first, *inputs[1:])
+        with torch.no_grad():
+            expected = module(*feeds)
+        expected = [expected] if isinstance(expected, torch.Tensor) else list(expected)
+        got = session.run(None, {n: t.numpy() for n, t in zip(names, feeds)})
+        if len(got) != len(expected):
+            raise ExportError(f"{label}: onnxruntime returned {len(got)} outputs, torch {len(expected)}.")
+        for index, (ours, theirs) in enumerate(zip(got, expected)):
+            comparison = compare(ours, theirs, str(inputs[0].dtype).removeprefix("torch."), "cpu")
+            worst_abs, worst_rel = max(worst_abs, comparison.max_abs_error), max(worst_rel, comparison.max_rel_error)
+            result.tolerance = (comparison.rtol, comparison.atol)
+            if not comparison.passed:
+                raise ExportError(f"{label}: onnxruntime disagrees with torch at input shape {tuple(shape)}: {comparison.describe(f'output {index}')}")
+        result.checked_shapes.append(tuple(shape))
+        observed.append(({name: shape[axis] for axis, name in dynamic_axes.items()}, [tuple(o.shape) for o in got]))
+    result.max_abs_error, result.max_rel_error = worst_abs, worst_rel
+    _annotate_outputs(path, observed)
+
+
+def _annotate_outputs(path: str, observed: list[tuple[dict[str, int], list[tuple[int, ...]]]]) -> None:
+    """Declare each output dimension as seen in the verification runs: fixed where it did not
+    change, named after the dynamic input axis it followed (``batch``, ``time``) where it did.
+    (The exporter can leave an example's size on an output whose length follows the input.)"""
+    import onnx
+
+    model = onnx.load(path)
+    (sizes_a, shapes_a), (sizes_b, shapes_b) = observed[0], observed[-1]
+    for index, output in enumerate(model.graph.output):
+        dims = output.type.tensor_type.shape.dim
+        if len(dims) != len(shapes_a[index]):
+            continue
+        for axis, (a, b) in enumerate(zip(shapes_a[index], shapes_b[index])):
+            dim = dims[axis]
+            if a == b:
+                dim.dim_value = a
+                continue
+            names = [n for n in sizes_a if sizes_a[n] == a and sizes_b[n] == b]
+            dim.dim_param = names[0] if names else f"{output.name}_{axis}"
+    onnx.save(model, path)
+
+
+def remove_inverse_transposes(path: str | os.PathLike) -> dict[str, int]:
+    """Remove ``Transpose`` pairs that undo each other, with only elementwise ops between them.
+
+    Channels-last layers each wrap their ONNX ``Conv`` in NHWC -> NCHW -> NHWC transposes;
+    between two such layers the inner pair cancels. Elementwise unary ops (``Relu``, ...) are
+    layout-agnostic, so a pair separated by them cancels too. Rewrites ``path`` in place and
+    returns the node count per op type.
+    """
+    import onnx
+
+    model = onnx.load(str(path))
+    graph = model.graph
+    elementwise = {"Relu", "Sigmoid", "Tanh", "Elu", "Selu", "LeakyRelu", "Softplus", "Softsign", "HardSigmoid",
+                   "HardSwish", "Mish", "Gelu", "Erf", "Exp", "Neg", "Abs", "Identity", "Celu", "ThresholdedRelu"}
+    outputs = {o.name for o in graph.output}
+    changed = True
+    while changed:
+        changed = False
+        consumers: dict[str, list[Any]] = {}
+        for node in graph.node:
+            for name in node.input:
+                consumers.setdefault(name, []).append(node)
+        for first in graph.node:
+            if first.op_type != "Transpose" or first.output[0] in outputs:
+                continue
+            chain, current = [], first
+            while True:
+                users = consumers.get(current.output[0], [])
+                if len(users) != 1 or current.output[0] in outputs:
+                    break
+                nxt = users[0]
+                if nxt.op_type in elementwise and len(nxt.input) == 1:
+                    chain.append(nxt)
+                    current = nxt
+                    continue
+                if nxt.op_type == "Transpose" and _composes_to_identity(_perm(first), _perm(nxt)):
+                    _splice(graph, first, chain, nxt)
+                    changed = True
+                break
+            if changed:
+                break
+    # intermediate shapes are optional; after a rewrite they may be stale, so infer them afresh
+    del graph.value_info[:]
+    model = onnx.shape_inference.infer_shapes(model)
+    graph = model.graph
+    onnx.save(model, str(path))
+    return dict(Counter(node.op_type for node in graph.node))
+
+
+def _perm(node: Any) -> list[int]:
+    for attribute in node.attribute:
+        if attribute.name == "perm":
+            return list(attribute.ints)
+    return []
+
+
+def _composes_to_identity(first: list[int], second: list[int]) -> bool:
+    return bool(first) and len(first) == len(second) and [first[i] for i in second] == list(range(len(first)))
+
+
+def _splice(graph: Any, first: Any, chain: list[Any], last: Any) -> None:
+    """Drop ``first`` and ``last``: the chain reads ``first``'s input, ``last``'s users read the chain's end."""
+    source = first.input[0]
+    if chain:
+        chain[0].input[0] = source
+        end = chain[-1].output[0]
+    else:
+        end = source
+    for node in graph.node:
+        for i, name in enumerate(node.input):
+            if name == last.output[0]:
+                node.input[i] = end
+    graph.node.remove(first)
+    graph.node.remove(last)
+
+
+def node_counts(path: str | os.PathLike) -> dict[str, int]:
+    """Node count per op type of an ONNX file."""
+    import onnx
+
+    return dict(Counter(node.op_type for node in onnx.load(str(path)).graph.node))
+
+
+def run(path: str | os.PathLike, *inputs: np.ndarray) -> list[np.ndarray]:
+    """Run an exported file in onnxruntime (CPU) on numpy inputs."""
+    import onnxruntime as ort
+
+    session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    return session.run(None, {i.name: x for i, x in zip(session.get_inputs(), inputs)})
