@@ -33,6 +33,15 @@ def _tolerance(result: CaseResult) -> str:
     return ", ".join(f"{r:.1e}/{a:.1e}" for r, a in sorted(bounds)) or "-"
 
 
+def _onnx_cell(result: CaseResult) -> str:
+    if not result.onnx:
+        return "-"
+    if result.onnx.startswith("ok"):
+        worst = _worst(result, "onnx/")
+        return f"{_fmt(worst[0])} ({result.onnx.split('(')[1].split(' nodes')[0]} nodes)"
+    return "n/a" if result.onnx.startswith("n/a") else "**FAILED**"
+
+
 def _fmt(value: float) -> str:
     return "-" if value != value else f"{value:.1e}"
 
@@ -57,10 +66,12 @@ def markdown(results: list[CaseResult], meta: dict[str, Any]) -> str:
         "",
         "Errors are the greatest absolute / relative difference over every checked tensor; `out` covers every output",
         "(states included) in both directions of weight transfer, `grad` the gradients for the input, initial states",
-        "and every weight. `noise` is Keras's own float32 error against its float64 result.",
+        "and every weight. `noise` is Keras's own float32 error against its float64 result. `onnx` is the exported",
+        "file run in onnxruntime at another batch size (and length) against Keras: greatest absolute error and node",
+        "count; `n/a` records say why in the notes below.",
         "",
-        "| case | device | dtype | ok | out abs | out rel | grad abs | grad rel | rtol/atol | path | noise abs | s |",
-        "|---|---|---|---|---:|---:|---:|---:|---|---|---:|---:|",
+        "| case | device | dtype | ok | out abs | out rel | grad abs | grad rel | rtol/atol | path | noise abs | onnx | s |",
+        "|---|---|---|---|---:|---:|---:|---:|---|---|---:|---|---:|",
     ]
     for r in results:
         out, grad = _worst(r, "output"), _worst(r, "grad/")
@@ -68,15 +79,16 @@ def markdown(results: list[CaseResult], meta: dict[str, Any]) -> str:
         ok = "yes" if r.passed else "**NO**"
         lines.append(
             f"| {r.id} | {r.device} | {r.dtype} | {ok} | {_fmt(out[0])} | {_fmt(out[1])} | {_fmt(grad[0])} | {_fmt(grad[1])} "
-            f"| {_tolerance(r)} | {r.path or '-'} | {noise} | {r.seconds:.2f} |"
+            f"| {_tolerance(r)} | {r.path or '-'} | {noise} | {_onnx_cell(r)} | {r.seconds:.2f} |"
         )
-    notes = [r for r in results if r.note or r.error or not r.passed]
+    notes = [r for r in results if r.note or r.error or not r.passed or r.onnx.startswith("n/a") and r.dtype == "float32" and r.device == "cpu"]
     if notes:
         lines += ["", "## Notes and failures", ""]
         for r in notes:
             failing = [c.detail for c in r.checks if not c.passed and c.detail]
             detail = r.error.splitlines()[0] if r.error else (failing[0] + (f" (+{len(failing) - 1} more checks)" if len(failing) > 1 else "") if failing else "")
-            lines.append(f"- `{r.id}` ({r.device}, {r.dtype}): {'passed' if r.passed else 'FAILED'}. {r.note} {detail}".rstrip())
+            onnx = f" ONNX {r.onnx}." if r.onnx.startswith("n/a") else ""
+            lines.append(f"- `{r.id}` ({r.device}, {r.dtype}): {'passed' if r.passed else 'FAILED'}. {r.note} {detail}{onnx}".rstrip())
     return "\n".join(lines) + "\n"
 
 
@@ -96,7 +108,7 @@ def summary_table(results: Iterable[CaseResult]) -> str:
     rows: dict[tuple[str, str, str], list[CaseResult]] = {}
     for r in results:
         rows.setdefault((r.layer, r.device, r.dtype), []).append(r)
-    header = ("layer", "device", "dtype", "records", "failed", "out abs", "out rel", "grad abs", "grad rel", "keras noise", "seconds")
+    header = ("layer", "device", "dtype", "records", "failed", "out abs", "out rel", "grad abs", "grad rel", "keras noise", "onnx ok/n.a.", "onnx abs", "seconds")
     lines = ["| " + " | ".join(header) + " |", "|" + "---|" * 3 + "---:|" * (len(header) - 3)]
     for (layer, device, dtype), group in rows.items():
         measured = [r for r in group if r.passed and not r.note and r.checks]
@@ -106,7 +118,9 @@ def summary_table(results: Iterable[CaseResult]) -> str:
         cells = (
             layer, device, dtype, str(len(group)), str(sum(not r.passed for r in group)),
             _fmt(_max(o[0] for o in out)), _fmt(_max(o[1] for o in out)),
-            _fmt(_max(g[0] for g in grad)), _fmt(_max(g[1] for g in grad)), _fmt(noise), f"{sum(r.seconds for r in group):.1f}",
+            _fmt(_max(g[0] for g in grad)), _fmt(_max(g[1] for g in grad)), _fmt(noise),
+            f"{sum(r.onnx.startswith('ok') for r in group)}/{sum(r.onnx.startswith('n/a') for r in group)}",
+            _fmt(_max(_worst(r, "onnx/")[0] for r in measured)), f"{sum(r.seconds for r in group):.1f}",
         )
         lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines)

@@ -57,6 +57,7 @@ class CaseResult:
     checks: list[Check] = field(default_factory=list)
     path: str | None = None
     noise_floor: dict[str, float] | None = None
+    onnx: str = ""  # "ok", "FAILED", or "n/a: <why ONNX cannot express the case>"
     seconds: float = 0.0
     note: str = ""
     error: str | None = None
@@ -367,8 +368,66 @@ def _run(info: LayerInfo, case: Case, device: str, dtype: str, result: CaseResul
     if case.path is not None:
         checks.append(Check("path", result.path == case.path, detail=f"expected {case.path}, took {result.path}"))
 
+    reason = onnx_unsupported(case, device, dtype)
+    if reason:
+        result.onnx = f"n/a: {reason}"
+    else:
+        _onnx_check(layer, twin, case, seed, checks, result)
+
     if dtype == "float32" and not case.training:  # Keras's own float32 error against its float64 result
         result.noise_floor = _noise_floor(layer, twin, data)
+
+
+def onnx_unsupported(case: Case, device: str, dtype: str) -> str:
+    """Why ONNX export cannot be checked for this record ('' when it can)."""
+    if device != "cpu":
+        return "checked with the cpu record (onnxruntime runs on CPU here)"
+    if dtype != "float32":
+        return "checked in float32"
+    if case.mask is not None and "mask_value" not in case.kwargs:
+        return "masks are call arguments; ONNX's LSTM takes lengths, which the exporter cannot derive from a mask"
+    if case.initial_state:
+        return "initial states are call arguments the export does not take"
+    if case.kwargs.get("stateful"):
+        return "an ONNX graph holds no state between runs"
+    if case.training:
+        return "dropout in training mode is random"
+    standard = case.kwargs.get("activation", "tanh") == "tanh" and case.kwargs.get("recurrent_activation", "sigmoid") == "sigmoid"
+    if case.layer.__name__ == "LSTM" and (not standard or case.kwargs.get("use_cudnn") is False):
+        return "an LSTM off the fused kernel would export unrolled at a fixed length"
+    return ""
+
+
+def _onnx_check(layer: Layer, twin: Any, case: Case, seed: int, checks: list[Check], result: CaseResult) -> None:
+    """Export the layer, run the file in onnxruntime at other sizes, compare with Keras there."""
+    import tempfile
+
+    from xlayers.onnx import export, run
+
+    rng = np.random.default_rng(seed + 2)
+    shape = list(case.input_shape)
+    example = torch.from_numpy(rng.standard_normal(shape).astype(np.float32))
+    shape[0] += 2  # another batch size
+    if len(shape) == 3 and type(layer).__name__ == "LSTM":
+        shape[1] += 3  # and another length
+    inputs = rng.standard_normal(shape).astype(np.float32)
+    if "mask_value" in case.kwargs:  # Masking: masked steps in the data itself
+        inputs[0, 1] = case.kwargs["mask_value"]
+    with tempfile.TemporaryDirectory() as folder:
+        try:
+            exported = export(layer.eval(), example, f"{folder}/layer.onnx")
+        except Exception as error:
+            checks.append(Check("onnx/export", False, detail=f"{type(error).__name__}: {str(error).splitlines()[0]}"))
+            result.onnx = "FAILED"
+            return
+        ours = run(f"{folder}/layer.onnx", inputs)
+    theirs = _as_list(twin(inputs)) if not hasattr(twin, "twin") else _as_list(twin(inputs))
+    theirs = [np.asarray(t) for t in theirs]
+    names = {f"onnx/output{i}": o for i, o in enumerate(ours)}
+    _compare_all(checks, "", names, {f"onnx/output{i}": t for i, t in enumerate(theirs)}, "float32", "cpu", None)
+    passed = all(c.passed for c in checks if c.name.startswith("onnx/"))
+    nodes = ", ".join(f"{op} {n}" for op, n in sorted(exported.node_counts.items()))
+    result.onnx = f"ok ({exported.nodes} nodes: {nodes})" if passed else "FAILED"
 
 
 def _normal(value: Any) -> Any:

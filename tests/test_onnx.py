@@ -99,6 +99,9 @@ def test_inexpressible_configurations_are_refused(tmp_path):
     lstm = _built(LSTM(3, stateful=True), (2, 5, 4))
     with pytest.raises(ExportError, match=r"`stateful` layers cannot be exported"):
         export(lstm, torch.randn(2, 5, 4), tmp_path / "m.onnx")
+    looped = _built(LSTM(3, activation="relu"), (2, 5, 4))
+    with pytest.raises(ExportError, match=r"only LSTMs on the fused kernel .* Received: layers \['lstm_1'\]"):
+        export(looped, torch.randn(2, 5, 4), tmp_path / "m.onnx")
     masked = _built(LSTM(3), (2, 5, 4))
     with pytest.raises(ExportError, match=r"masks cannot be exported"):
         export(masked, (torch.randn(2, 5, 4), torch.ones(2, 5, dtype=torch.bool)), tmp_path / "m.onnx")

@@ -11,9 +11,11 @@ What the graph looks like: an LSTM is one ONNX ``LSTM`` node (dynamic batch and 
 TF-'same' convolution is one ``Conv`` with asymmetric ``pads`` (no ``Pad``); NHWC layers keep
 one ``Transpose`` in and out of each run of convolutions.
 
-ONNX cannot express some call arguments: masks (ONNX's ``sequence_lens`` would need a length
-input the exporter cannot derive from a boolean mask), ``stateful`` layers (a graph holds no
-state between runs), and dropout in training mode. Exporting those raises
+ONNX cannot express some configurations here: masks (ONNX's ``sequence_lens`` would need a
+length input the exporter cannot derive from a boolean mask), ``stateful`` layers (a graph
+holds no state between runs), LSTMs off the fused kernel (other activations, or
+``use_cudnn=False``: torch's exporter would unroll the loop at the example's length), and
+dropout in training mode (export runs in eval mode). Exporting those raises
 :class:`~xlayers.errors.ExportError` before anything is written.
 """
 
@@ -82,6 +84,15 @@ def _refuse_inexpressible(module: nn.Module, label: str) -> None:
     unbuilt = [m.name for m in _layers(module) if not m.built]
     if unbuilt:
         raise NotBuiltError(f"{label}: cannot export unbuilt layers {unbuilt}; call the module once on an example input first.")
+    from .layers.recurrent import LSTM
+
+    looped = [m.name for m in _layers(module) if isinstance(m, LSTM) and not m._fused_ok]
+    if looped:
+        raise ExportError(
+            f"{label}: only LSTMs on the fused kernel (activation='tanh', recurrent_activation='sigmoid', "
+            f"use_cudnn not False) export as ONNX's LSTM operator; others would unroll at a fixed length. "
+            f"Received: layers {looped}."
+        )
     stateful = [m.name for m in _layers(module) if getattr(m, "stateful", False)]
     if stateful:
         raise ExportError(
@@ -249,7 +260,10 @@ def _verify(module: nn.Module, inputs: tuple[torch.Tensor, ...], dynamic_axes: M
         with torch.no_grad():
             expected = module(*feeds)
         expected = [expected] if isinstance(expected, torch.Tensor) else list(expected)
-        got = session.run(None, {n: t.numpy() for n, t in zip(names, feeds)})
+        try:
+            got = session.run(None, {n: t.numpy() for n, t in zip(names, feeds)})
+        except Exception as error:
+            raise ExportError(f"{label}: onnxruntime cannot run the exported graph at input shape {tuple(shape)}: {str(error).splitlines()[0]}") from error
         if len(got) != len(expected):
             raise ExportError(f"{label}: onnxruntime returned {len(got)} outputs, torch {len(expected)}.")
         for index, (ours, theirs) in enumerate(zip(got, expected)):
