@@ -27,6 +27,7 @@ from xlayers.layer import Layer, clear_session
 
 from .case import HALF_DTYPES, Case, LayerInfo
 from .keras_reference import keras_twin_from_config
+from .testing import randomize_weights
 from xlayers.tolerance import REL_FLOOR, compare, tolerance
 from .transfer import from_keras, keras_weights_by_name, to_keras
 
@@ -252,15 +253,6 @@ def _run_keras(twin: Any, data: _Inputs, upstream: list[np.ndarray] | None, with
     return outputs_per_call, grads
 
 
-def _randomize(layer: Layer, seed: int) -> None:
-    generator = torch.Generator().manual_seed(seed)
-    with torch.no_grad():
-        for index, weight in enumerate(layer.weights):
-            value = torch.randn(weight.shape, generator=generator, dtype=torch.float64)
-            scale = 1.0 / max(1, weight.shape[0]) ** 0.5 if weight.ndim > 1 else 0.5
-            weight.copy_((value * scale + 0.1 * (index + 1)).to(weight.dtype))
-
-
 def _compare_all(checks: list[Check], prefix: str, ours: dict[str, np.ndarray], theirs: dict[str, np.ndarray], dtype: str, device: str, rtol_atol: tuple[float, float] | None) -> None:
     for name in sorted(set(ours) | set(theirs)):
         if name not in ours or name not in theirs:
@@ -302,7 +294,7 @@ def _run(info: LayerInfo, case: Case, device: str, dtype: str, result: CaseResul
 
     layer = case.layer(**case.kwargs, dtype=compute)
     layer(torch.from_numpy(data.calls[0][: case.input_shape[0]]))  # build on CPU in the compute dtype
-    _randomize(layer, seed)
+    randomize_weights(layer, seed)
     if half:  # the reference sees the same rounded weights and inputs
         with torch.no_grad():
             for p in layer.parameters():
@@ -415,7 +407,7 @@ def _onnx_check(layer: Layer, twin: Any, case: Case, seed: int, checks: list[Che
         inputs[0, 1] = case.kwargs["mask_value"]
     with tempfile.TemporaryDirectory() as folder:
         try:
-            exported = export(layer.eval(), example, f"{folder}/layer.onnx")
+            exported = export(layer.eval(), example, f"{folder}/layer.onnx", verbose=False)
         except Exception as error:
             checks.append(Check("onnx/export", False, detail=f"{type(error).__name__}: {str(error).splitlines()[0]}"))
             result.onnx = "FAILED"

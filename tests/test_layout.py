@@ -68,3 +68,15 @@ def test_parameters_equal_the_declaration(layer: Layer, shape):
     layer(torch.randn(*shape))
     declared = {w.name: w.shape(layer._sizes) for w in layer.declared_weights()}
     assert {n: tuple(p.shape) for n, p in layer.named_parameters()} == declared
+
+
+@pytest.mark.parametrize("cls", LAYOUT_CLASSES, ids=lambda c: c.__name__)
+def test_docstring_weights_section_matches_the_declaration(cls):
+    """Each declared weight appears in the docstring's `Weights:` section with its Keras shape
+    and, where torch's order differs, its torch view, both as `LAYOUT` derives them."""
+    doc = " ".join(cls.__doc__.split())
+    section = doc[doc.index("Weights:"):]
+    for weight in cls.LAYOUT:
+        assert f"{weight.name}: ``{weight.describe()}``" in section, (cls.__name__, weight.name, weight.describe())
+        if weight.order("torch") != weight.axes:
+            assert f"torch view ``{weight.describe(framework='torch')}``" in section, (cls.__name__, weight.name)

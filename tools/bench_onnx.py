@@ -73,7 +73,7 @@ def export_all(folder: str, batch: int) -> dict:
         slug = name.split()[0]
         ours, theirs = f"{folder}/{slug}-xlayers.onnx", f"{folder}/{slug}-keras.onnx"
         start = time.perf_counter()
-        export(layer.eval(), torch.from_numpy(x[:2]), ours)
+        export(layer.eval(), torch.from_numpy(x[:2]), ours, verbose=False)
         our_seconds = time.perf_counter() - start
         start = time.perf_counter()
         try:

@@ -116,12 +116,12 @@ class Weight:
         """Stored shape in ``framework``'s order: the gate axis merged with the next one."""
         return _merge_gate(self.order(framework), self.split_shape(sizes, framework))
 
-    def describe(self, sizes: Mapping[str, int] | None = None) -> str:
-        """Human-readable shape with axis names, e.g. ``(in=784, units=128)``."""
-        names = _merged_names(self.axes, len(self.gates))
-        if sizes is None:
-            return "(" + ", ".join(names) + ")"
-        return "(" + ", ".join(f"{n}={s}" for n, s in zip(names, self.shape(sizes))) + ")"
+    def describe(self, sizes: Mapping[str, int] | None = None, framework: Framework = "keras") -> str:
+        """Human-readable shape with axis names, e.g. ``(in, units)`` or ``(in=784, units=128)``."""
+        names = _merged_names(self.order(framework), len(self.gates))
+        if sizes is not None:
+            names = [f"{n}={s}" for n, s in zip(names, self.shape(sizes, framework))]
+        return "(" + ", ".join(names) + ("," if len(names) == 1 else "") + ")"
 
     def sizes_from(self, shape: tuple[int, ...]) -> dict[str, int]:
         """Axis sizes read off a Keras-layout ``shape`` (the inverse of :meth:`shape`)."""
@@ -176,13 +176,10 @@ class Weight:
 
     def check(self, layer: str, value_shape: tuple[int, ...], sizes: Mapping[str, int], framework: Framework = "keras") -> None:
         """Raise :class:`WeightShapeError` unless ``value_shape`` is this weight's shape."""
-        expected = self.shape(sizes, framework)
-        if tuple(value_shape) != expected:
-            names = _merged_names(self.order(framework), len(self.gates))
-            axes = ", ".join(f"{n}={s}" for n, s in zip(names, expected))
+        if tuple(value_shape) != self.shape(sizes, framework):
             raise WeightShapeError(
-                f"`{layer}`: weight `{self.name}` must have shape ({axes}) in {framework} layout. "
-                f"Received: shape={tuple(value_shape)}."
+                f"`{layer}`: weight `{self.name}` must have shape {self.describe(sizes, framework)} in {framework} "
+                f"layout. Received: shape={tuple(value_shape)}."
             )
 
 

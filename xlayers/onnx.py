@@ -114,6 +114,7 @@ def export(
     dynamic_axes: Mapping[int, str] | None = None,
     verify: bool = True,
     seed: int = 0,
+    verbose: bool = True,
 ) -> ExportResult:
     """Export ``module`` to ONNX at ``path``, verified in onnxruntime; return what was measured.
 
@@ -126,6 +127,7 @@ def export(
             ``{1: "time"}`` when the module holds a recurrent layer.
         verify: run the checker and onnxruntime before writing (on by default).
         seed: seed of the random inputs used for verification.
+        verbose: print the result (node counts, errors) once written.
 
     Raises:
         NotBuiltError: a layer has not been built.
@@ -171,6 +173,8 @@ def export(
             if verify:
                 _verify(module, inputs, dynamic_axes, temporary, result, seed, label)
         os.replace(temporary, target)
+        if verbose:
+            print(result)
         return result
     except BaseException:
         with contextlib.suppress(FileNotFoundError):

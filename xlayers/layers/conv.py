@@ -56,8 +56,11 @@ class Conv2D(LoraMixin, Layer):
         ``(batch, new_rows, new_cols, filters)`` (or channels first).
 
     Weights:
-        kernel: ``(kh, kw, in // groups, filters)``; torch view ``(filters, in // groups, kh, kw)``.
-        bias: ``(filters,)``, if ``use_bias``.
+        kernel: ``(kh, kw, in, out)``; torch view ``(out, in, kh, kw)``; ``in`` is the input
+            channels // ``groups``, ``out`` is ``filters``.
+        bias: ``(out,)``, if ``use_bias``.
+        lora_kernel_a: ``(kh, kw, in, rank)``; torch view ``(rank, in, kh, kw)``, if ``lora_rank``.
+        lora_kernel_b: ``(rank, out)``; torch view ``(out, rank)``, if ``lora_rank``.
 
     Example:
         >>> layer = Conv2D(32, (3, 3), activation="relu", input_shape=(28, 28, 3))

@@ -94,7 +94,8 @@ class Dense(LoraMixin, Layer):
     Weights:
         kernel: ``(in, units)``; torch view ``(units, in)``.
         bias: ``(units,)``, if ``use_bias``.
-        lora_kernel_a: ``(in, rank)``, lora_kernel_b: ``(rank, units)``, if ``lora_rank``.
+        lora_kernel_a: ``(in, rank)``; torch view ``(rank, in)``, if ``lora_rank``.
+        lora_kernel_b: ``(rank, units)``; torch view ``(units, rank)``, if ``lora_rank``.
 
     Example:
         >>> layer = Dense(128, activation="relu")

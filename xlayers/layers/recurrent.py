@@ -80,7 +80,7 @@ class LSTM(Layer):
 
     Weights:
         kernel: ``(in, 4*units)``; torch view ``(4*units, in)`` (gates ``ifgo``).
-        recurrent_kernel: ``(units, 4*units)``; torch view ``(4*units, units)``.
+        recurrent_kernel: ``(state, 4*units)``; torch view ``(4*units, state)``; ``state`` is ``units``.
         bias: ``(4*units,)``, if ``use_bias``.
         Gate views, live: ``kernel_i/f/c/o`` ``(in, units)``,
         ``recurrent_kernel_i/f/c/o`` ``(units, units)``, ``bias_i/f/c/o`` ``(units,)``.
