@@ -21,7 +21,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from .errors import ArgumentError, ArgumentTypeError, InputShapeError, UnknownNameError
+from .errors import ArgumentError, ArgumentTypeError, InputShapeError
+from .naming import NameTable
 
 __all__ = [
     "celu",
@@ -506,6 +507,7 @@ _REGISTRY["hard_swish"] = hard_silu
 
 # Function object -> canonical Keras name (aliases serialise to the real name).
 _CANONICAL: dict = {fn: fn.__name__ for fn in _BUILTINS}
+_NAMES: NameTable[Callable[..., Tensor]] = NameTable("activation", _REGISTRY)
 
 
 def names() -> list:
@@ -514,13 +516,7 @@ def names() -> list:
     Returns:
         Sorted list of names, aliases (``"swish"``, ``"hard_swish"``) included.
     """
-    return sorted(_REGISTRY)
-
-
-def _unknown(identifier: str) -> UnknownNameError:
-    return UnknownNameError(
-        f"`activation` must be one of {names()}. Received: activation={identifier!r}."
-    )
+    return _NAMES.names()
 
 
 def get(identifier: Union[str, Callable[..., Tensor], dict, None]) -> Callable[..., Tensor]:
@@ -541,10 +537,7 @@ def get(identifier: Union[str, Callable[..., Tensor], dict, None]) -> Callable[.
     if identifier is None:
         return linear
     if isinstance(identifier, str):
-        fn = _REGISTRY.get(identifier)
-        if fn is None:
-            raise _unknown(identifier)
-        return fn
+        return _NAMES.lookup(identifier)
     if isinstance(identifier, dict):
         config = identifier.get("config")
         if isinstance(config, str):

@@ -10,13 +10,13 @@ resolve an identifier and :func:`serialize` for the Keras serialized form.
 
 from __future__ import annotations
 
-import inspect
 from typing import Any, Callable, Dict, Optional, Sequence, Union
 
 import torch
 from torch import Tensor
 
-from .errors import ArgumentError, ArgumentTypeError, UnknownNameError
+from .errors import ArgumentTypeError
+from .naming import Registry
 
 __all__ = ["Constraint", "MaxNorm", "MinMaxNorm", "NonNeg", "UnitNorm", "get", "serialize", "names"]
 
@@ -180,17 +180,12 @@ class MinMaxNorm(Constraint):
 _CLASSES = (MaxNorm, MinMaxNorm, NonNeg, UnitNorm)
 _REGISTRY: Dict[str, type] = {cls.__name__: cls for cls in _CLASSES}
 _REGISTRY.update({"max_norm": MaxNorm, "min_max_norm": MinMaxNorm, "non_neg": NonNeg, "unit_norm": UnitNorm})
+_NAMES = Registry("constraint", "keras.constraints", Constraint, _REGISTRY)
 
 
 def names() -> list:
     """Returns every constraint name :func:`get` accepts, sorted."""
-    return sorted(_REGISTRY)
-
-
-def _unknown(identifier: str) -> UnknownNameError:
-    return UnknownNameError(
-        f"`constraint` must be one of {names()}. Received: constraint={identifier!r}."
-    )
+    return _NAMES.names()
 
 
 def get(
@@ -211,32 +206,7 @@ def get(
         ArgumentError: a dict without ``class_name``.
         ArgumentTypeError: an identifier of an unsupported type.
     """
-    if identifier is None:
-        return None
-    if isinstance(identifier, str):
-        cls = _REGISTRY.get(identifier)
-        if cls is None:
-            raise _unknown(identifier)
-        return cls()
-    if isinstance(identifier, dict):
-        class_name = identifier.get("class_name")
-        if not isinstance(class_name, str):
-            raise ArgumentError(
-                "`constraint` given as a dict must have a 'class_name' string. "
-                f"Received: constraint={identifier!r}."
-            )
-        cls = _REGISTRY.get(class_name)
-        if cls is None:
-            raise _unknown(class_name)
-        return cls.from_config(dict(identifier.get("config") or {}))
-    if inspect.isclass(identifier) and issubclass(identifier, Constraint):
-        return identifier()
-    if callable(identifier):
-        return identifier
-    raise ArgumentTypeError(
-        "`constraint` must be a string, a dict, a Constraint or a callable. "
-        f"Received: constraint={identifier!r} (of type {type(identifier).__name__})."
-    )
+    return _NAMES.get(identifier)
 
 
 def serialize(constraint: Union[Constraint, str, Dict[str, Any], None]) -> Optional[Dict[str, Any]]:
@@ -251,17 +221,4 @@ def serialize(constraint: Union[Constraint, str, Dict[str, Any], None]) -> Optio
     Raises:
         ArgumentTypeError: ``constraint`` is a callable that is not a :class:`Constraint`.
     """
-    if constraint is None:
-        return None
-    c = get(constraint)
-    if not isinstance(c, Constraint):
-        raise ArgumentTypeError(
-            "`constraint` must be an xlayers Constraint to be serialized. "
-            f"Received: constraint={constraint!r}."
-        )
-    return {
-        "module": "keras.constraints",
-        "class_name": type(c).__name__,
-        "config": c.get_config(),
-        "registered_name": None,
-    }
+    return _NAMES.serialize(constraint)

@@ -19,14 +19,14 @@ Use :func:`get` to resolve an identifier and :func:`serialize` for the Keras
 
 from __future__ import annotations
 
-import inspect
 import math
 from typing import Any, Callable, Dict, Iterable, Optional, Sequence, Tuple, Union
 
 import torch
 from torch import Tensor
 
-from .errors import ArgumentError, ArgumentTypeError, UnknownNameError
+from .errors import ArgumentError, ArgumentTypeError
+from .naming import Registry
 
 __all__ = [
     "Initializer",
@@ -888,17 +888,12 @@ _REGISTRY.update(
         "zero": Zeros,
     }
 )
+_NAMES = Registry("initializer", "keras.initializers", Initializer, _REGISTRY)
 
 
 def names() -> list:
     """Returns every initializer name :func:`get` accepts (class names, snake_case names, aliases), sorted."""
-    return sorted(_REGISTRY)
-
-
-def _unknown(identifier: str) -> UnknownNameError:
-    return UnknownNameError(
-        f"`initializer` must be one of {names()}. Received: initializer={identifier!r}."
-    )
+    return _NAMES.names()
 
 
 def get(
@@ -921,33 +916,7 @@ def get(
         ArgumentError: a dict without ``class_name``.
         ArgumentTypeError: an identifier of an unsupported type.
     """
-    if identifier is None:
-        return None
-    if isinstance(identifier, str):
-        cls = _REGISTRY.get(identifier)
-        if cls is None:
-            raise _unknown(identifier)
-        return cls()
-    if isinstance(identifier, dict):
-        class_name = identifier.get("class_name")
-        if not isinstance(class_name, str):
-            raise ArgumentError(
-                "`initializer` given as a dict must have a 'class_name' string. "
-                f"Received: initializer={identifier!r}."
-            )
-        cls = _REGISTRY.get(class_name)
-        if cls is None:
-            raise _unknown(class_name)
-        config = identifier.get("config") or {}
-        return cls.from_config(dict(config))
-    if inspect.isclass(identifier) and issubclass(identifier, Initializer):
-        return identifier()
-    if callable(identifier):
-        return identifier
-    raise ArgumentTypeError(
-        "`initializer` must be a string, a dict, an Initializer or a callable. "
-        f"Received: initializer={identifier!r} (of type {type(identifier).__name__})."
-    )
+    return _NAMES.get(identifier)
 
 
 def serialize(initializer: Union[Initializer, str, Dict[str, Any], None]) -> Optional[Dict[str, Any]]:
@@ -966,17 +935,4 @@ def serialize(initializer: Union[Initializer, str, Dict[str, Any], None]) -> Opt
     Raises:
         ArgumentTypeError: ``initializer`` is a callable that is not an :class:`Initializer`.
     """
-    if initializer is None:
-        return None
-    init = get(initializer)
-    if not isinstance(init, Initializer):
-        raise ArgumentTypeError(
-            "`initializer` must be an xlayers Initializer to be serialized. "
-            f"Received: initializer={initializer!r}."
-        )
-    return {
-        "module": "keras.initializers",
-        "class_name": type(init).__name__,
-        "config": init.get_config(),
-        "registered_name": None,
-    }
+    return _NAMES.serialize(initializer)

@@ -22,6 +22,7 @@ dropout in training mode (export runs in eval mode). Exporting those raises
 from __future__ import annotations
 
 import contextlib
+import logging
 import os
 import tempfile
 import warnings
@@ -200,6 +201,9 @@ def _trace(module: nn.Module, inputs: tuple[torch.Tensor, ...], dynamic_axes: Ma
         op._dispatch_cache.clear()
     dims = {axis: torch.export.Dim(name) for axis, name in dynamic_axes.items()}
     shapes = (dims, *({} for _ in inputs[1:]))
+    quiet = logging.getLogger("torch.onnx._internal.exporter._registration")  # "torchvision is not installed"
+    level = quiet.level
+    quiet.setLevel(logging.ERROR)
     try:
         with warnings.catch_warnings(), torch.no_grad():
             warnings.simplefilter("ignore")
@@ -214,6 +218,8 @@ def _trace(module: nn.Module, inputs: tuple[torch.Tensor, ...], dynamic_axes: Ma
             program.save(path)
     except Exception as error:
         raise ExportError(f"{label}: torch's ONNX exporter failed: {type(error).__name__}: {str(error).splitlines()[0]}") from error
+    finally:
+        quiet.setLevel(level)
     _optimize(path)
 
 

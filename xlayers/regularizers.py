@@ -8,14 +8,14 @@ resolve an identifier and :func:`serialize` for the Keras
 
 from __future__ import annotations
 
-import inspect
 import math
 from typing import Any, Callable, Dict, Optional, Union
 
 import torch
 from torch import Tensor
 
-from .errors import ArgumentError, ArgumentTypeError, InputShapeError, UnknownNameError
+from .errors import ArgumentError, ArgumentTypeError, InputShapeError
+from .naming import Registry
 
 __all__ = ["Regularizer", "L1", "L2", "L1L2", "OrthogonalRegularizer", "get", "serialize", "names"]
 
@@ -199,17 +199,12 @@ _REGISTRY.update({"l1": L1, "l2": L2, "l1l2": L1L2, "orthogonal_regularizer": Or
 # Keras 2 / documented string alias; `get("l1_l2")` uses l1=l2=0.01 as Keras documents.
 _REGISTRY["l1_l2"] = L1L2
 _STRING_DEFAULTS: Dict[str, Dict[str, Any]] = {"l1_l2": {"l1": 0.01, "l2": 0.01}}
+_NAMES = Registry("regularizer", "keras.regularizers", Regularizer, _REGISTRY, _STRING_DEFAULTS)
 
 
 def names() -> list:
     """Returns every regularizer name :func:`get` accepts, sorted."""
-    return sorted(_REGISTRY)
-
-
-def _unknown(identifier: str) -> UnknownNameError:
-    return UnknownNameError(
-        f"`regularizer` must be one of {names()}. Received: regularizer={identifier!r}."
-    )
+    return _NAMES.names()
 
 
 def get(
@@ -232,32 +227,7 @@ def get(
         ArgumentError: a dict without ``class_name``.
         ArgumentTypeError: an identifier of an unsupported type.
     """
-    if identifier is None:
-        return None
-    if isinstance(identifier, str):
-        cls = _REGISTRY.get(identifier)
-        if cls is None:
-            raise _unknown(identifier)
-        return cls(**_STRING_DEFAULTS.get(identifier, {}))
-    if isinstance(identifier, dict):
-        class_name = identifier.get("class_name")
-        if not isinstance(class_name, str):
-            raise ArgumentError(
-                "`regularizer` given as a dict must have a 'class_name' string. "
-                f"Received: regularizer={identifier!r}."
-            )
-        cls = _REGISTRY.get(class_name)
-        if cls is None:
-            raise _unknown(class_name)
-        return cls.from_config(dict(identifier.get("config") or {}))
-    if inspect.isclass(identifier) and issubclass(identifier, Regularizer):
-        return identifier()
-    if callable(identifier):
-        return identifier
-    raise ArgumentTypeError(
-        "`regularizer` must be a string, a dict, a Regularizer or a callable. "
-        f"Received: regularizer={identifier!r} (of type {type(identifier).__name__})."
-    )
+    return _NAMES.get(identifier)
 
 
 def serialize(regularizer: Union[Regularizer, str, Dict[str, Any], None]) -> Optional[Dict[str, Any]]:
@@ -272,17 +242,4 @@ def serialize(regularizer: Union[Regularizer, str, Dict[str, Any], None]) -> Opt
     Raises:
         ArgumentTypeError: ``regularizer`` is a callable that is not a :class:`Regularizer`.
     """
-    if regularizer is None:
-        return None
-    reg = get(regularizer)
-    if not isinstance(reg, Regularizer):
-        raise ArgumentTypeError(
-            "`regularizer` must be an xlayers Regularizer to be serialized. "
-            f"Received: regularizer={regularizer!r}."
-        )
-    return {
-        "module": "keras.regularizers",
-        "class_name": type(reg).__name__,
-        "config": reg.get_config(),
-        "registered_name": None,
-    }
+    return _NAMES.serialize(regularizer)
