@@ -12,6 +12,7 @@ import xlayers
 from xlayers import LSTM, Conv2D, Dense, Sequential
 from xlayers.errors import ArgumentError, ExportError, NotBuiltError
 from xlayers.onnx import export, run
+from xlayers.tolerance import assert_close
 
 
 def _built(module, shape):
@@ -102,10 +103,41 @@ def test_inexpressible_configurations_are_refused(tmp_path):
     looped = _built(LSTM(3, activation="relu"), (2, 5, 4))
     with pytest.raises(ExportError, match=r"only LSTMs on the fused kernel .* Received: layers \['lstm_1'\]"):
         export(looped, torch.randn(2, 5, 4), tmp_path / "m.onnx")
-    masked = _built(LSTM(3), (2, 5, 4))
-    with pytest.raises(ExportError, match=r"masks cannot be exported"):
-        export(masked, (torch.randn(2, 5, 4), torch.ones(2, 5, dtype=torch.bool)), tmp_path / "m.onnx")
+    dense = _built(Dense(3), (2, 4))
+    with pytest.raises(ExportError, match=r"only recurrent layers take a mask"):
+        export(dense, (torch.randn(2, 4), torch.ones(2, 4, dtype=torch.bool)), tmp_path / "m.onnx")
     assert os.listdir(tmp_path) == []
+
+
+@pytest.mark.parametrize(
+    "kwargs",
+    [dict(return_sequences=True), dict(return_sequences=True, go_backwards=True), dict(return_state=True),
+     dict(return_sequences=True, zero_output_for_mask=True), dict(use_bias=False, return_sequences=True)],
+    ids=["seq", "backwards", "state", "zero-output", "no-bias"],
+)
+def test_masked_lstm_exports_as_lstm_with_sequence_lens(tmp_path, kwargs):
+    """Verification feeds right-padded masks with a full and an empty row at other sizes."""
+    layer = _built(LSTM(4, **kwargs), (3, 7, 5))
+    mask = torch.arange(7).unsqueeze(0) < torch.tensor([[7], [4], [1]])
+    result = export(layer, (torch.randn(3, 7, 5), mask), tmp_path / "m.onnx")
+    assert result.node_counts["LSTM"] == 1 and not {"Loop", "Scan"} & set(result.node_counts)
+    x = np.random.randn(5, 9, 5).astype(np.float32)
+    lengths = torch.tensor([9, 0, 3, 8, 1])
+    mask = (torch.arange(9).unsqueeze(0) < lengths.unsqueeze(1)).numpy()
+    with torch.no_grad():
+        expected = layer(torch.from_numpy(x), mask=torch.from_numpy(mask))
+    expected = expected if isinstance(expected, list) else [expected]
+    for got, want in zip(run(tmp_path / "m.onnx", x, mask), expected):
+        assert_close(got, want)
+
+
+def test_masking_then_lstm_sequential_exports(tmp_path):
+    model = Sequential([xlayers.Masking(0.0), LSTM(4, return_sequences=True), LSTM(3)])
+    x = torch.randn(3, 6, 5)
+    x[1, 4:] = 0.0
+    model(x)
+    result = export(model, x, tmp_path / "m.onnx")
+    assert result.node_counts["LSTM"] == 2
 
 
 def test_unwritable_paths(tmp_path):

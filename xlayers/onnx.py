@@ -11,10 +11,11 @@ What the graph looks like: an LSTM is one ONNX ``LSTM`` node (dynamic batch and 
 TF-'same' convolution is one ``Conv`` with asymmetric ``pads`` (no ``Pad``); NHWC layers keep
 one ``Transpose`` in and out of each run of convolutions.
 
-ONNX cannot express some configurations here: masks (ONNX's ``sequence_lens`` would need a
-length input the exporter cannot derive from a boolean mask), ``stateful`` layers (a graph
-holds no state between runs), LSTMs off the fused kernel (other activations, or
-``use_cudnn=False``: torch's exporter would unroll the loop at the example's length), and
+A mask (an LSTM's second input, or one a ``Masking`` layer computes) becomes ONNX's
+``sequence_lens``: the exported graph takes masks as right-padded, Keras's own cuDNN condition,
+and counts each row's ones. ONNX cannot express some configurations here: ``stateful``
+layers (a graph holds no state between runs), LSTMs off the fused kernel (other activations,
+or ``use_cudnn=False``: torch's exporter would unroll the loop at the example's length), and
 dropout in training mode (export runs in eval mode). Exporting those raises
 :class:`~xlayers.errors.ExportError` before anything is written.
 """
@@ -22,6 +23,7 @@ dropout in training mode (export runs in eval mode). Exporting those raises
 from __future__ import annotations
 
 import contextlib
+import inspect
 import logging
 import os
 import tempfile
@@ -146,15 +148,9 @@ def export(
     inputs = (example_inputs,) if isinstance(example_inputs, torch.Tensor) else tuple(example_inputs)
     if not inputs or not all(isinstance(t, torch.Tensor) for t in inputs):
         raise ArgumentError(f"{label}: `example_inputs` must be a tensor or a tuple of tensors. Received: {type(example_inputs).__name__}.")
-    if len(inputs) > 1 and isinstance(module, Layer):
-        import inspect
-
-        extra = list(inspect.signature(module.call).parameters)[1 : len(inputs)]
-        if "mask" in extra:
-            raise ExportError(
-                f"{label}: masks cannot be exported: ONNX's LSTM takes sequence lengths, which torch's exporter "
-                f"cannot derive from a boolean mask. Received: {len(inputs)} example inputs (inputs, mask, ...)."
-            )
+    masks = [t for t in inputs[1:] if t.dtype == torch.bool]
+    if masks and not _is_sequence_model(module):
+        raise ExportError(f"{label}: only recurrent layers take a mask. Received: {len(inputs)} example inputs.")
     if dynamic_axes is None:
         dynamic_axes = {0: "batch", **({1: "time"} if _is_sequence_model(module) else {})}
     target = Path(path)
@@ -200,7 +196,10 @@ def _trace(module: nn.Module, inputs: tuple[torch.Tensor, ...], dynamic_axes: Ma
     for op in (torch.ops.aten.lstm.input, torch.ops.aten.gru.input):
         op._dispatch_cache.clear()
     dims = {axis: torch.export.Dim(name) for axis, name in dynamic_axes.items()}
-    shapes = (dims, *({} for _ in inputs[1:]))
+    # a (batch, time) mask follows the input's batch and time axes
+    extra = tuple({a: d for a, d in dims.items() if a < 2} if t.dtype == torch.bool else {} for t in inputs[1:])
+    varargs = any(p.kind is p.VAR_POSITIONAL for p in inspect.signature(module.forward).parameters.values())
+    shapes = (dims, extra) if varargs and extra else (dims, *extra)  # Layer.forward(inputs, *args): nested
     quiet = logging.getLogger("torch.onnx._internal.exporter._registration")  # "torchvision is not installed"
     level = quiet.level
     quiet.setLevel(logging.ERROR)
@@ -213,7 +212,7 @@ def _trace(module: nn.Module, inputs: tuple[torch.Tensor, ...], dynamic_axes: Ma
             input_names = ["inputs"] + [f"inputs_{i}" for i in range(1, len(inputs))]
             program = torch.onnx.export(
                 module, inputs, dynamo=True, dynamic_shapes=shapes, opset_version=opset, verbose=False, optimize=False,
-                input_names=input_names, output_names=output_names,
+                input_names=input_names, output_names=output_names, custom_translation_table=_translations(),
             )
             program.save(path)
     except Exception as error:
@@ -221,6 +220,57 @@ def _trace(module: nn.Module, inputs: tuple[torch.Tensor, ...], dynamic_axes: Ma
     finally:
         quiet.setLevel(level)
     _optimize(path)
+
+
+def _translations() -> dict[Any, Any]:
+    """ONNX translations of xlayers' own ops (today: the LSTM over right-padded sequences)."""
+    return {torch.ops.xlayers.lstm_right_padded.default: _lstm_right_padded}
+
+
+def _lstm_right_padded(inputs, lengths, h0, c0, kernel, recurrent_kernel, bias, go_backwards=False, zero_output_for_mask=False):
+    """``xlayers::lstm_right_padded`` as ONNX's ``LSTM`` with ``sequence_lens`` (batch-first layout),
+    plus Keras's semantics around it: a padded step repeats the last valid output (or is zero
+    with ``zero_output_for_mask``), ``go_backwards`` returns outputs in processing order, and
+    an empty row keeps its initial state. Gates go from Keras's order to ONNX's as ``LAYOUT``
+    declares."""
+    from onnxscript import opset18 as op
+
+    from .layers.recurrent import LSTM
+
+    declared = LSTM.LAYOUT[0]
+    order = [declared.gate_order("keras").index(g) for g in declared.gate_order("onnx")]
+    units = recurrent_kernel.shape[0]
+
+    def onnx_gates(value, transpose: bool):
+        """Keras (rows, 4*units) -> ONNX (1, 4*units, rows) with the gates reordered (one Gather)."""
+        rows = value.shape[0] if transpose else 1
+        value = op.Transpose(value, perm=[1, 0]) if transpose else op.Unsqueeze(value, [1])
+        split = op.Reshape(value, op.Constant(value_ints=[4, units, rows]))
+        reordered = op.Gather(split, op.Constant(value_ints=order), axis=0)
+        return op.Reshape(reordered, op.Constant(value_ints=[1, 4 * units, rows]))
+
+    w = onnx_gates(kernel, True)
+    r = onnx_gates(recurrent_kernel, True)
+    b = op.Squeeze(onnx_gates(bias, False), [2])
+    b = op.Concat(b, op.Mul(b, op.CastLike(0.0, b)), axis=1)  # Keras has one bias: b_ih, and b_hh = 0
+    sequence_lens = op.Cast(lengths, to=6)  # int32
+    y, y_h, y_c = op.LSTM(  # time-major: onnxruntime has no batch-first (layout=1) LSTM
+        op.Transpose(inputs, perm=[1, 0, 2]), w, r, b, sequence_lens, op.Unsqueeze(h0, [0]), op.Unsqueeze(c0, [0]),
+        hidden_size=units, direction="reverse" if go_backwards else "forward",
+    )
+    y = op.Transpose(op.Squeeze(y, [1]), perm=[1, 0, 2])  # (batch, time, units)
+    h, c = op.Squeeze(y_h, [0]), op.Squeeze(y_c, [0])
+    nonempty = op.Unsqueeze(op.Greater(lengths, op.CastLike(0, lengths)), [1])
+    h = op.Where(nonempty, h, h0)
+    c = op.Where(nonempty, c, c0)
+    if go_backwards:  # outputs in processing order; the leading padded steps are zeros
+        y = op.Slice(y, op.Constant(value_ints=[-1]), op.Constant(value_ints=[-(2**63)]), op.Constant(value_ints=[1]), op.Constant(value_ints=[-1]))
+    elif not zero_output_for_mask:  # padded steps repeat the last valid output (zero for empty rows)
+        steps = op.Range(op.CastLike(0, lengths), op.Squeeze(op.Shape(inputs, start=1, end=2), [0]), op.CastLike(1, lengths))
+        valid = op.Less(op.Unsqueeze(steps, [0]), op.Unsqueeze(lengths, [1]))
+        last = op.Where(nonempty, h, op.Mul(h, op.CastLike(0.0, h)))
+        y = op.Where(op.Unsqueeze(valid, [2]), y, op.Unsqueeze(last, [1]))
+    return y, h, c
 
 
 def _optimize(path: str) -> None:
@@ -266,7 +316,7 @@ def _verify(module: nn.Module, inputs: tuple[torch.Tensor, ...], dynamic_axes: M
         for axis in dynamic_axes:
             shape[axis] = shape[axis] + grow
         first = torch.randn(shape, generator=generator, dtype=inputs[0].dtype)
-        feeds = (first, *inputs[1:])
+        feeds = (first, *(_right_padded_mask(shape[0], shape[1], generator) if t.dtype == torch.bool else t for t in inputs[1:]))
         with torch.no_grad():
             expected = module(*feeds)
         expected = [expected] if isinstance(expected, torch.Tensor) else list(expected)
@@ -286,6 +336,13 @@ def _verify(module: nn.Module, inputs: tuple[torch.Tensor, ...], dynamic_axes: M
         observed.append(({name: shape[axis] for axis, name in dynamic_axes.items()}, [tuple(o.shape) for o in got]))
     result.max_abs_error, result.max_rel_error = worst_abs, worst_rel
     _annotate_outputs(path, observed)
+
+
+def _right_padded_mask(batch: int, steps: int, generator: torch.Generator) -> torch.Tensor:
+    """A random right-padded mask: each row ones then zeros, one row full, one row empty."""
+    lengths = torch.randint(0, steps + 1, (batch,), generator=generator)
+    lengths[0], lengths[-1] = steps, 0
+    return torch.arange(steps).unsqueeze(0) < lengths.unsqueeze(1)
 
 
 def _annotate_outputs(path: str, observed: list[tuple[dict[str, int], list[tuple[int, ...]]]]) -> None:

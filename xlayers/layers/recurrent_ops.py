@@ -287,6 +287,14 @@ def lstm(
                 f"`mask` must have shape {(n, t_len)} (batch, time). "
                 f"Received: mask.shape={tuple(mask.shape)}"
             )
+        if use_fused and dmask is None and torch.compiler.is_exporting():
+            # An exported graph takes the mask as right-padded (Keras's cuDNN condition) and
+            # becomes ONNX's LSTM with sequence_lens (see xlayers.onnx).
+            out, h, c = lstm_right_padded(
+                inputs, mask.sum(dim=1), h0, c0, kernel, recurrent_kernel,
+                bias if bias is not None else kernel.new_zeros(4 * units), go_backwards, zero_output_for_mask,
+            )
+            return out, h, c, "fused"
         if use_fused:
             if torch.compiler.is_compiling():
                 # The right-padding test and packing are data dependent; the
@@ -312,6 +320,27 @@ def lstm(
         zero_output_for_mask, activation, recurrent_activation, dmask, rdmask,
     )
     return out, h, c, "loop"
+
+
+@torch.library.custom_op("xlayers::lstm_right_padded", mutates_args=())
+def lstm_right_padded(
+    inputs: Tensor, lengths: Tensor, h0: Tensor, c0: Tensor, kernel: Tensor, recurrent_kernel: Tensor,
+    bias: Tensor, go_backwards: bool, zero_output_for_mask: bool,
+) -> tuple[Tensor, Tensor, Tensor]:
+    """The fused LSTM over right-padded sequences of the given lengths, as one op.
+
+    Exists for export: torch's exporter sees one node, which ``xlayers.onnx`` translates to
+    ONNX's ``LSTM`` with ``sequence_lens``. Run eagerly, it is the packed-sequence path.
+    """
+    out, h, c = _lstm_fused(inputs, kernel, recurrent_kernel, bias, h0, c0, lengths, go_backwards, zero_output_for_mask)
+    return out.clone(), h.clone(), c.clone()
+
+
+@lstm_right_padded.register_fake
+def _lstm_right_padded_shapes(inputs, lengths, h0, c0, kernel, recurrent_kernel, bias, go_backwards, zero_output_for_mask):
+    n, t_len, _ = inputs.shape
+    units = recurrent_kernel.shape[0]
+    return inputs.new_empty(n, t_len, units), inputs.new_empty(n, units), inputs.new_empty(n, units)
 
 
 def _lstm_fused(
