@@ -224,15 +224,15 @@ def _trace(module: nn.Module, inputs: tuple[torch.Tensor, ...], dynamic_axes: Ma
 
 def _translations() -> dict[Any, Any]:
     """ONNX translations of xlayers' own ops (today: the LSTM over right-padded sequences)."""
-    return {torch.ops.xlayers.lstm_right_padded.default: _lstm_right_padded}
+    return {torch.ops.xlayers.lstm.default: _lstm}
 
 
-def _lstm_right_padded(inputs, lengths, h0, c0, kernel, recurrent_kernel, bias, go_backwards=False, zero_output_for_mask=False):
-    """``xlayers::lstm_right_padded`` as ONNX's ``LSTM`` with ``sequence_lens`` (batch-first layout),
-    plus Keras's semantics around it: a padded step repeats the last valid output (or is zero
-    with ``zero_output_for_mask``), ``go_backwards`` returns outputs in processing order, and
-    an empty row keeps its initial state. Gates go from Keras's order to ONNX's as ``LAYOUT``
-    declares."""
+def _lstm(inputs, lengths, h0, c0, kernel, recurrent_kernel, bias, go_backwards=False, zero_output_for_mask=False):
+    """``xlayers::lstm`` as ONNX's ``LSTM`` (``sequence_lens`` from the lengths of a mask), plus
+    Keras's semantics around it: ``go_backwards`` returns outputs in processing order; with a
+    mask, a padded step repeats the last valid output (or is zero with ``zero_output_for_mask``)
+    and an empty row keeps its initial state. Gates go from Keras's order to ONNX's as
+    ``LAYOUT`` declares."""
     from onnxscript import opset18 as op
 
     from .layers.recurrent import LSTM
@@ -253,13 +253,17 @@ def _lstm_right_padded(inputs, lengths, h0, c0, kernel, recurrent_kernel, bias, 
     r = onnx_gates(recurrent_kernel, True)
     b = op.Squeeze(onnx_gates(bias, False), [2])
     b = op.Concat(b, op.Mul(b, op.CastLike(0.0, b)), axis=1)  # Keras has one bias: b_ih, and b_hh = 0
-    sequence_lens = op.Cast(lengths, to=6)  # int32
+    sequence_lens = None if lengths is None else op.Cast(lengths, to=6)  # int32
     y, y_h, y_c = op.LSTM(  # time-major: onnxruntime has no batch-first (layout=1) LSTM
         op.Transpose(inputs, perm=[1, 0, 2]), w, r, b, sequence_lens, op.Unsqueeze(h0, [0]), op.Unsqueeze(c0, [0]),
         hidden_size=units, direction="reverse" if go_backwards else "forward",
     )
     y = op.Transpose(op.Squeeze(y, [1]), perm=[1, 0, 2])  # (batch, time, units)
     h, c = op.Squeeze(y_h, [0]), op.Squeeze(y_c, [0])
+    if lengths is None:
+        if go_backwards:  # outputs in processing order
+            y = op.Slice(y, op.Constant(value_ints=[-1]), op.Constant(value_ints=[-(2**63)]), op.Constant(value_ints=[1]), op.Constant(value_ints=[-1]))
+        return y, h, c
     nonempty = op.Unsqueeze(op.Greater(lengths, op.CastLike(0, lengths)), [1])
     h = op.Where(nonempty, h, h0)
     c = op.Where(nonempty, c, c0)

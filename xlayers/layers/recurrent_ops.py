@@ -287,15 +287,7 @@ def lstm(
                 f"`mask` must have shape {(n, t_len)} (batch, time). "
                 f"Received: mask.shape={tuple(mask.shape)}"
             )
-        if use_fused and dmask is None and torch.compiler.is_exporting():
-            # An exported graph takes the mask as right-padded (Keras's cuDNN condition) and
-            # becomes ONNX's LSTM with sequence_lens (see xlayers.onnx).
-            out, h, c = lstm_right_padded(
-                inputs, mask.sum(dim=1), h0, c0, kernel, recurrent_kernel,
-                bias if bias is not None else kernel.new_zeros(4 * units), go_backwards, zero_output_for_mask,
-            )
-            return out, h, c, "fused"
-        if use_fused:
+        if use_fused and not torch.compiler.is_exporting():  # exporting: the mask's lengths, below
             if torch.compiler.is_compiling():
                 # The right-padding test and packing are data dependent; the
                 # loop path traces without graph breaks.
@@ -306,6 +298,15 @@ def lstm(
                     use_fused = False
                 elif bool((lengths == t_len).all()):
                     lengths = None  # all ones: same as no mask
+
+    if use_fused and dmask is None and torch.compiler.is_exporting():
+        # An exported graph sees one op, which xlayers.onnx writes as ONNX's LSTM; a mask is
+        # taken as right-padded (Keras's cuDNN condition) and becomes its sequence_lens.
+        out, h, c = exported_lstm(
+            inputs, None if mask is None else mask.sum(dim=1), h0, c0, kernel, recurrent_kernel,
+            bias if bias is not None else kernel.new_zeros(4 * units), go_backwards, zero_output_for_mask,
+        )
+        return out, h, c, "fused"
 
     if use_fused:
         x = inputs if dmask is None else inputs * dmask.unsqueeze(1)
@@ -322,22 +323,22 @@ def lstm(
     return out, h, c, "loop"
 
 
-@torch.library.custom_op("xlayers::lstm_right_padded", mutates_args=())
-def lstm_right_padded(
-    inputs: Tensor, lengths: Tensor, h0: Tensor, c0: Tensor, kernel: Tensor, recurrent_kernel: Tensor,
+@torch.library.custom_op("xlayers::lstm", mutates_args=())
+def exported_lstm(
+    inputs: Tensor, lengths: Optional[Tensor], h0: Tensor, c0: Tensor, kernel: Tensor, recurrent_kernel: Tensor,
     bias: Tensor, go_backwards: bool, zero_output_for_mask: bool,
 ) -> tuple[Tensor, Tensor, Tensor]:
-    """The fused LSTM over right-padded sequences of the given lengths, as one op.
+    """The fused LSTM, over right-padded sequences of the given ``lengths`` if any, as one op.
 
     Exists for export: torch's exporter sees one node, which ``xlayers.onnx`` translates to
-    ONNX's ``LSTM`` with ``sequence_lens``. Run eagerly, it is the packed-sequence path.
+    ONNX's ``LSTM`` (with ``sequence_lens`` for lengths). Run eagerly, it is the fused path.
     """
     out, h, c = _lstm_fused(inputs, kernel, recurrent_kernel, bias, h0, c0, lengths, go_backwards, zero_output_for_mask)
     return out.clone(), h.clone(), c.clone()
 
 
-@lstm_right_padded.register_fake
-def _lstm_right_padded_shapes(inputs, lengths, h0, c0, kernel, recurrent_kernel, bias, go_backwards, zero_output_for_mask):
+@exported_lstm.register_fake
+def _exported_lstm_shapes(inputs, lengths, h0, c0, kernel, recurrent_kernel, bias, go_backwards, zero_output_for_mask):
     n, t_len, _ = inputs.shape
     units = recurrent_kernel.shape[0]
     return inputs.new_empty(n, t_len, units), inputs.new_empty(n, units), inputs.new_empty(n, units)
