@@ -39,6 +39,7 @@ __all__ = ["InputSpec", "Layer", "Shape", "apply_constraints", "clear_session", 
 Shape = tuple[int | None, ...]
 
 _FLOAT_DTYPES = (torch.float16, torch.bfloat16, torch.float32, torch.float64)
+_WEIGHT_ARGUMENT_KINDS = (("initializer", initializers), ("regularizer", regularizers), ("constraint", constraints))
 _LAYER_CLASSES: dict[str, type[Layer]] = {}
 _NAME_COUNTS: dict[str, int] = {}
 
@@ -254,6 +255,22 @@ class Layer(nn.Module, metaclass=_LayerMeta):
     def declared_weights(self) -> list[Weight]:
         """The ``LAYOUT`` entries this configuration enables (``use_bias=False`` drops ``bias``)."""
         return [w for w in self.LAYOUT if w.enabled_by is None or getattr(self, w.enabled_by)]
+
+    @classmethod
+    def _weight_arguments(cls) -> list[tuple[str, Any]]:
+        """``(<role>_initializer | _regularizer | _constraint, its module)`` for every role of ``LAYOUT``."""
+        roles = dict.fromkeys(weight.key for weight in cls.LAYOUT)
+        return [(f"{role}_{kind}", module) for role in roles for kind, module in _WEIGHT_ARGUMENT_KINDS]
+
+    def _set_weight_arguments(self, arguments: Mapping[str, Any]) -> None:
+        """Resolve the per-weight constructor arguments that ``LAYOUT``'s roles name (Keras's
+        ``kernel_initializer``, ``recurrent_regularizer``, ...) from ``arguments`` (``locals()``)."""
+        for name, module in self._weight_arguments():
+            setattr(self, name, module.get(arguments[name]))
+
+    def _weight_argument_config(self) -> dict[str, Any]:
+        """The same arguments, serialised as Keras writes them in ``get_config``."""
+        return {name: module.serialize(getattr(self, name)) for name, module in self._weight_arguments()}
 
     def initializer_for(self, weight: Weight) -> Callable[..., torch.Tensor]:
         """The initializer of a declared weight: the ``<role>_initializer`` argument."""

@@ -7,7 +7,7 @@ from typing import Any
 
 import torch
 
-from .. import activations, constraints, initializers, regularizers
+from .. import activations
 from ..errors import ArgumentError, InputShapeError
 from ..layer import InputSpec, Layer, Shape
 from ..layout import Weight
@@ -120,12 +120,7 @@ class Conv2D(LoraMixin, Layer):
         self.data_format = data_format
         self.activation = activations.get(activation)
         self.use_bias = bool(use_bias)
-        self.kernel_initializer = initializers.get(kernel_initializer)
-        self.bias_initializer = initializers.get(bias_initializer)
-        self.kernel_regularizer = regularizers.get(kernel_regularizer)
-        self.bias_regularizer = regularizers.get(bias_regularizer)
-        self.kernel_constraint = constraints.get(kernel_constraint)
-        self.bias_constraint = constraints.get(bias_constraint)
+        self._set_weight_arguments(locals())
         self._init_lora(lora_rank, lora_alpha)
         self.input_spec = InputSpec(ndim=4)
 
@@ -187,11 +182,6 @@ class Conv2D(LoraMixin, Layer):
             "groups": self.groups,
             "activation": activations.serialize(self.activation),
             "use_bias": self.use_bias,
-            "kernel_initializer": initializers.serialize(self.kernel_initializer),
-            "bias_initializer": initializers.serialize(self.bias_initializer),
-            "kernel_regularizer": regularizers.serialize(self.kernel_regularizer),
-            "bias_regularizer": regularizers.serialize(self.bias_regularizer),
-            "kernel_constraint": constraints.serialize(self.kernel_constraint),
-            "bias_constraint": constraints.serialize(self.bias_constraint),
+            **self._weight_argument_config(),
             **self.lora_config(),
         }

@@ -8,7 +8,7 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 
-from .. import activations, constraints, initializers, regularizers
+from .. import activations, initializers
 from ..errors import ArgumentError
 from ..layer import InputSpec, Layer, Shape
 from ..layout import Weight
@@ -133,12 +133,7 @@ class Dense(LoraMixin, Layer):
         self.units = check_positive_int("Dense", "units", units)
         self.activation = activations.get(activation)
         self.use_bias = bool(use_bias)
-        self.kernel_initializer = initializers.get(kernel_initializer)
-        self.bias_initializer = initializers.get(bias_initializer)
-        self.kernel_regularizer = regularizers.get(kernel_regularizer)
-        self.bias_regularizer = regularizers.get(bias_regularizer)
-        self.kernel_constraint = constraints.get(kernel_constraint)
-        self.bias_constraint = constraints.get(bias_constraint)
+        self._set_weight_arguments(locals())
         self._init_lora(lora_rank, lora_alpha)
         if quantization_config is not None:
             raise ArgumentError(f"`Dense`: quantized layers are not supported; `quantization_config` must be None. Received: quantization_config={quantization_config!r}.")
@@ -166,12 +161,7 @@ class Dense(LoraMixin, Layer):
             "units": self.units,
             "activation": activations.serialize(self.activation),
             "use_bias": self.use_bias,
-            "kernel_initializer": initializers.serialize(self.kernel_initializer),
-            "bias_initializer": initializers.serialize(self.bias_initializer),
-            "kernel_regularizer": regularizers.serialize(self.kernel_regularizer),
-            "bias_regularizer": regularizers.serialize(self.bias_regularizer),
-            "kernel_constraint": constraints.serialize(self.kernel_constraint),
-            "bias_constraint": constraints.serialize(self.bias_constraint),
+            **self._weight_argument_config(),
             "quantization_config": None,
             **self.lora_config(),
         }
