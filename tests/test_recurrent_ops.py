@@ -20,8 +20,8 @@ from xlayers.layers.recurrent_ops import (
     lstm_dropout_masks,
 )
 
-tf = pytest.importorskip("tensorflow")
-keras = pytest.importorskip("keras")
+import tensorflow as tf  # noqa: E402  (the reference: a missing TF must fail, not skip)
+import keras  # noqa: E402
 
 N, T, FEAT, U = 3, 7, 5, 4
 
