@@ -69,7 +69,7 @@ def test_get_set_weights_keras_order_and_errors():
     got = layer.get_weights()
     assert np.array_equal(got[0], kernel) and np.array_equal(got[1], bias)
     before = [w.copy() for w in layer.get_weights()]
-    with pytest.raises(WeightShapeError, match=r"`dense`: weight `kernel` must have shape \(in=2, units=3\) in keras layout\. Received: shape=\(3, 2\)"):
+    with pytest.raises(WeightShapeError, match=r"`Dense` layer 'dense': weight `kernel` must have shape \(in=2, units=3\) in keras layout\. Received: shape=\(3, 2\)"):
         layer.set_weights([kernel.T, bias])
     with pytest.raises(WeightShapeError, match=r"expected 2 weights \(dense/kernel, dense/bias\)\. Received: 1 weights"):
         layer.set_weights([kernel])

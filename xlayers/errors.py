@@ -59,8 +59,5 @@ class WeightShapeError(ValueError):
     """A weight given to a layer has a shape other than the declared one."""
 
 
-class WeightNameError(KeyError):
-    """A weight name is missing or not declared by the layer."""
-
-    def __str__(self) -> str:  # KeyError quotes its argument; keep the message readable.
-        return str(self.args[0]) if self.args else ""
+class WeightNameError(ValueError):
+    """A weight name or path is missing, or not declared by the layer."""

@@ -14,9 +14,9 @@ from __future__ import annotations
 
 import inspect
 import re
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, ClassVar
+from typing import Any, ClassVar, NamedTuple
 
 import numpy as np
 import torch
@@ -30,13 +30,47 @@ from .errors import (
     InputDtypeError,
     InputShapeError,
     NotBuiltError,
+    UnknownNameError,
     WeightShapeError,
 )
-from .layout import Weight
+from .layout import Framework, Weight
 
-__all__ = ["InputSpec", "Layer", "Shape", "apply_constraints", "clear_session", "get_layer_class"]
+__all__ = ["InputSpec", "Layer", "Shape", "WeightEntry", "apply_constraints", "clear_session", "get_layer_class", "map_structure"]
 
 Shape = tuple[int | None, ...]
+
+# Errors a layer raises for its user; each message begins with the layer's label.
+_USER_ERRORS = (ArgumentError, ArgumentTypeError, InputShapeError, InputDtypeError, InputDeviceError, UnknownNameError, WeightShapeError)
+_LABEL = re.compile(r"^`\w+` layer '[^']*': ")
+_SUBJECT = re.compile(r"^`[\w.]+`: ")
+
+
+def map_structure(fn: Callable[[Any], Any], structure: Any) -> Any:
+    """Apply ``fn`` to every leaf of a tensor, a list/tuple or a dict of them (Keras's input structures)."""
+    if isinstance(structure, Mapping):
+        return {key: map_structure(fn, value) for key, value in structure.items()}
+    if isinstance(structure, (list, tuple)) and not _is_shape(structure):
+        return type(structure)(map_structure(fn, value) for value in structure)
+    return fn(structure)
+
+
+def _is_shape(value: Any) -> bool:
+    return isinstance(value, tuple) and all(v is None or isinstance(v, int) for v in value)
+
+
+def _leaves(structure: Any) -> list[Any]:
+    found: list[Any] = []
+    map_structure(found.append, structure)
+    return found
+
+
+class WeightEntry(NamedTuple):
+    """One weight found by :meth:`Layer.walk_weights`."""
+
+    path: str  # Keras variable path inside the walked layer ("cell/kernel", "forward_layer/cell/kernel")
+    layer: "Layer"  # the layer that owns the parameter
+    declaration: Weight | None  # its LAYOUT entry (None for a weight made by ``add_weight`` alone)
+    parameter: nn.Parameter
 
 _FLOAT_DTYPES = (torch.float16, torch.bfloat16, torch.float32, torch.float64)
 _WEIGHT_ARGUMENT_KINDS = (("initializer", initializers), ("regularizer", regularizers), ("constraint", constraints))
@@ -92,20 +126,25 @@ def dtype_name(dtype: torch.dtype) -> str:
 
 @dataclass
 class InputSpec:
-    """What a layer accepts: a rank (exact, or at least/at most) and fixed sizes of some axes.
+    """What a layer accepts for one input: a rank (exact, or at least/at most), fixed sizes
+    of some axes, and the kind of dtype.
 
     Mirrors ``keras.InputSpec``; ``axes`` maps an axis (negative counts from the end) to
-    the size fixed at build.
+    the size fixed at build. ``dtype`` is ``None`` for floating inputs (cast to the weights'
+    dtype, Keras's autocast) or ``"int"`` for integer inputs (token ids), taken as they are.
     """
 
     ndim: int | None = None
     min_ndim: int | None = None
     max_ndim: int | None = None
     axes: dict[int, int] = field(default_factory=dict)
+    dtype: str | None = None
+    name: str = ""
 
     def check(self, layer: Layer, shape: Sequence[int | None]) -> None:
         """Raise :class:`InputShapeError` if ``shape`` does not fit."""
         rank = len(shape)
+        what = f"input `{self.name}`" if self.name else "an input"
         wanted = None
         if self.ndim is not None and rank != self.ndim:
             wanted = f"rank {self.ndim}"
@@ -114,20 +153,26 @@ class InputSpec:
         elif self.max_ndim is not None and rank > self.max_ndim:
             wanted = f"rank <= {self.max_ndim}"
         if wanted:
-            raise InputShapeError(f"{layer._label}: expected an input of {wanted}. Received: input shape={tuple(shape)}.")
+            raise InputShapeError(f"{layer._label}: expected {what} of {wanted}. Received: input shape={tuple(shape)}.")
+        what = f"input `{self.name}`" if self.name else "the input"
         for axis, size in self.axes.items():
             if shape[axis] is not None and shape[axis] != size:
                 raise InputShapeError(
-                    f"{layer._label}: expected axis {axis} of the input to have size {size} (the size it was "
+                    f"{layer._label}: expected axis {axis} of {what} to have size {size} (the size it was "
                     f"built with). Received: input shape={tuple(shape)}."
                 )
 
 
 class _LayerMeta(type):
-    """Builds a layer right after construction when ``input_shape=`` was given."""
+    """Labels the errors a constructor raises with the layer, and builds a layer right after
+    construction when ``input_shape=`` was given."""
 
     def __call__(cls, *args: Any, **kwargs: Any) -> Any:
-        layer = super().__call__(*args, **kwargs)
+        layer = cls.__new__(cls)
+        try:
+            layer.__init__(*args, **kwargs)
+        except _USER_ERRORS as error:
+            raise layer._labelled(error) from None
         if layer._eager_input_shape is not None and not layer.built:
             layer._build(layer._eager_input_shape, device=None)
         return layer
@@ -157,8 +202,10 @@ class Layer(nn.Module, metaclass=_LayerMeta):
         super().__init_subclass__(**kwargs)
         _LAYER_CLASSES[cls.__name__] = cls
         cls._gate_views = {name: (weight, index) for weight in cls.LAYOUT for name, index in weight.gate_names().items()}
+        cls._declared = {weight.name: weight for weight in cls.LAYOUT}
 
     _gate_views: ClassVar[dict[str, tuple[Weight, int]]] = {}
+    _declared: ClassVar[dict[str, Weight]] = {}
 
     def __init__(
         self,
@@ -210,12 +257,22 @@ class Layer(nn.Module, metaclass=_LayerMeta):
         """
         return None
 
-    def _build(self, input_shape: Shape, device: torch.device | None) -> None:
-        input_shape = tuple(input_shape)
-        if self.input_spec is not None:
-            self.input_spec.check(self, input_shape)
-        self._build_device = device
-        sizes = self.build(input_shape)
+    def _build(self, input_shape: Any, device: torch.device | None) -> None:
+        input_shape = map_structure(tuple, input_shape)
+        try:
+            self._check_specs(input_shape)
+            self._build_device = device
+            sizes = self.build(input_shape)
+        except _USER_ERRORS as error:
+            self._build_device = None
+            raise self._labelled(error) from None
+        self._create_declared_weights(sizes)
+        self._build_shape = input_shape
+        self.built = True
+        self._build_device = None
+        self._build_hook.remove()
+
+    def _create_declared_weights(self, sizes: Mapping[str, int] | None) -> None:
         if sizes is not None:
             self._sizes = dict(sizes)
             for weight in self.declared_weights():
@@ -227,20 +284,14 @@ class Layer(nn.Module, metaclass=_LayerMeta):
                     constraint=getattr(self, f"{weight.key}_constraint", None),
                     name=weight.name,
                 )
-        self._build_shape = input_shape
-        self.built = True
-        self._build_device = None
-        self._build_hook.remove()
 
     @staticmethod
     def _build_on_first_call(layer: Layer, args: tuple, kwargs: dict) -> None:
         if layer.built:
             return
-        inputs = args[0] if args else kwargs.get("inputs")
-        if isinstance(inputs, (list, tuple)) and inputs and hasattr(inputs[0], "shape"):
-            inputs = inputs[0]
-        inputs = layer._as_tensor(inputs)
-        layer._build(tuple(inputs.shape), device=getattr(inputs, "device", None))
+        inputs = map_structure(layer._as_tensor, args[0] if args else kwargs.get("inputs"))
+        first = _leaves(inputs)[0]
+        layer._build(map_structure(lambda t: tuple(t.shape), inputs), device=first.device)
 
     @staticmethod
     def _refuse_load_when_unbuilt(layer: Layer, state_dict: Mapping, prefix: str, *args: Any) -> None:
@@ -255,6 +306,41 @@ class Layer(nn.Module, metaclass=_LayerMeta):
     def declared_weights(self) -> list[Weight]:
         """The ``LAYOUT`` entries this configuration enables (``use_bias=False`` drops ``bias``)."""
         return [w for w in self.LAYOUT if w.enabled_by is None or getattr(self, w.enabled_by)]
+
+    def walk_weights(self) -> Iterator[WeightEntry]:
+        """Every weight of the layer and of its sub-layers, in Keras's order, with its Keras
+        variable path inside this layer: the layer's own weights (``LAYOUT``'s ``path``, or
+        the name given to ``add_weight``), then each sub-layer's under its attribute name."""
+        declared = {w.name: w for w in self.declared_weights()}
+        for name in self._weight_names:
+            weight = declared.get(name)
+            yield WeightEntry(weight.keras_path if weight else name, self, weight, self._parameters[name])
+        for attribute, child in self.named_children():
+            if isinstance(child, Layer):
+                for entry in child.walk_weights():
+                    yield entry._replace(path=f"{attribute}/{entry.path}")
+
+    def weight_view(self, name: str, framework: Framework = "torch", value: torch.Tensor | None = None) -> torch.Tensor:
+        """The declared weight ``name`` (or ``value``, a tensor in its Keras layout) in
+        ``framework``'s layout, as ``LAYOUT`` derives it: a view wherever torch allows one."""
+        weight = type(self)._declared[name]
+        return weight.convert(self._parameters[name] if value is None else value, "keras", framework)
+
+    # -- export -----------------------------------------------------------------------------
+
+    def export_refusal(self) -> str | None:
+        """Why this configuration cannot be expressed as an ONNX graph (``None`` if it can)."""
+        return None
+
+    def onnx_dynamic_axes(self) -> dict[int, str]:
+        """The axes of the first input that stay dynamic in an exported graph."""
+        return {0: "batch"}
+
+    @classmethod
+    def onnx_translations(cls) -> dict[Any, Callable[..., Any]]:
+        """ONNX translations of the custom ops this layer's ``call`` uses (onnxscript functions
+        keyed by the op), for torch's exporter."""
+        return {}
 
     @classmethod
     def _weight_arguments(cls) -> list[tuple[str, Any]]:
@@ -316,13 +402,12 @@ class Layer(nn.Module, metaclass=_LayerMeta):
         raise NotImplementedError(f"{self._label}: subclasses of `Layer` implement `call`.")
 
     def forward(self, inputs: Any, *args: Any, **kwargs: Any) -> Any:
-        """Check and convert ``inputs``, then run ``call``; collects activity losses."""
+        """Check and convert ``inputs`` (a tensor, a list or a dict of them), then run ``call``;
+        collects activity losses."""
         try:
-            outputs = self.call(self.convert_input(inputs), *args, **kwargs)
-        except (InputShapeError, InputDtypeError) as error:  # name the layer in errors raised by its math
-            if str(error).startswith(self._label):
-                raise
-            raise type(error)(f"{self._label}: {error}") from None
+            outputs = self.call(self._convert_inputs(inputs), *args, **kwargs)
+        except _USER_ERRORS as error:  # name the layer in errors raised by its math
+            raise self._labelled(error) from None
         if self.activity_regularizer is not None:
             tensors = outputs if isinstance(outputs, (list, tuple)) else [outputs]
             self._activity_losses = [
@@ -330,15 +415,67 @@ class Layer(nn.Module, metaclass=_LayerMeta):
             ]
         return outputs
 
+    def _specs_for(self, structure: Any) -> list[tuple[InputSpec | None, Any]]:
+        """Pair each input of ``structure`` with its ``InputSpec``: one spec for one input, a
+        list or dict of specs for a list or dict of inputs."""
+        spec = self.input_spec
+        if spec is None:
+            return [(None, leaf) for leaf in _leaves(structure)]
+        single = _is_shape(structure) or isinstance(structure, torch.Tensor)
+        if isinstance(spec, InputSpec):
+            if not single:
+                raise InputShapeError(f"{self._label}: expected a single input. Received: {len(_leaves(structure))} inputs.")
+            return [(spec, structure)]
+        if single:
+            raise InputShapeError(f"{self._label}: expected {len(spec)} inputs. Received: a single input.")
+        if isinstance(spec, Mapping):
+            if not isinstance(structure, Mapping) or set(structure) != set(spec):
+                received = sorted(structure) if isinstance(structure, Mapping) else f"{len(structure)} inputs"
+                raise InputShapeError(f"{self._label}: expected inputs {sorted(spec)}. Received: {received}.")
+            return [(spec[key], structure[key]) for key in spec]
+        if isinstance(structure, Mapping) or len(structure) != len(spec):
+            raise InputShapeError(f"{self._label}: expected {len(spec)} inputs. Received: {len(_leaves(structure))} inputs.")
+        return list(zip(spec, structure))
+
+    def _check_specs(self, shapes: Any) -> None:
+        for spec, shape in self._specs_for(shapes):
+            if spec is not None:
+                spec.check(self, shape)
+
+    def _convert_inputs(self, inputs: Any) -> Any:
+        if isinstance(inputs, torch.Tensor) or not isinstance(inputs, (list, tuple, Mapping)):
+            return self.convert_input(inputs)
+        tensors = map_structure(self._as_tensor, inputs)
+        converted = [self.convert_input(tensor, spec if spec is not None else False) for spec, tensor in self._specs_for(tensors)]
+        if isinstance(tensors, Mapping):
+            spec = self.input_spec
+            keys = list(spec) if isinstance(spec, Mapping) else list(tensors)
+            return dict(zip(keys, converted))
+        return type(tensors)(converted)
+
     def convert_input(self, inputs: Any, spec: InputSpec | None | bool = True) -> torch.Tensor:
-        """``inputs`` as a tensor of the weights' dtype and device, after checking its rank,
-        sizes and dtype against the layer. Numpy arrays are accepted."""
+        """One input as a tensor, after checking its rank, sizes and dtype against ``spec``
+        (default: the layer's single ``input_spec``). Floating inputs are cast to the weights'
+        dtype and must be on their device; an input the spec declares as integer is kept as
+        it is. Numpy arrays are accepted."""
         inputs = self._as_tensor(inputs)
         if spec is True:
-            spec = self.input_spec
-        if spec is not None:
+            spec = self.input_spec if isinstance(self.input_spec, InputSpec) else None
+        if spec:
             spec.check(self, tuple(inputs.shape))
         reference = self._first_weight()
+        if spec and spec.dtype == "int":
+            if inputs.is_floating_point() or inputs.is_complex():
+                raise InputDtypeError(
+                    f"{self._label}: expected an integer input{f' `{spec.name}`' if spec.name else ''}. "
+                    f"Received: dtype={dtype_name(inputs.dtype)}."
+                )
+            if reference is not None and inputs.device != reference.device:
+                raise InputDeviceError(
+                    f"{self._label}: the input must be on the weights' device {reference.device} (move one with "
+                    f"`.to()`). Received: device={inputs.device}."
+                )
+            return inputs
         if reference is None:
             return inputs
         if not inputs.is_floating_point():
@@ -423,19 +560,17 @@ class Layer(nn.Module, metaclass=_LayerMeta):
     def set_weights(self, weights: Sequence[Any]) -> None:
         """Set the weights from arrays in Keras's order and layout, as ``keras.Layer.set_weights``."""
         self._require_built("set_weights")
-        targets = self._weight_paths()
+        targets = list(self.walk_weights())
         if len(weights) != len(targets):
             raise WeightShapeError(
-                f"{self._label}: expected {len(targets)} weights ({', '.join(p for p, _, _ in targets)}). "
+                f"{self._label}: expected {len(targets)} weights ({', '.join(t.path for t in targets)}). "
                 f"Received: {len(weights)} weights."
             )
         values = []
-        for (path, owner, name), value in zip(targets, weights):
-            parameter = owner._parameters[name]
+        for (path, owner, declared, parameter), value in zip(targets, weights):
             value = torch.as_tensor(np.asarray(value) if not isinstance(value, torch.Tensor) else value)
-            declared = {w.name: w for w in owner.LAYOUT}.get(name)
             if declared is not None:
-                declared.check(owner.name, tuple(value.shape), owner._sizes)
+                declared.check(owner._label, tuple(value.shape), owner._sizes)
             elif tuple(value.shape) != tuple(parameter.shape):
                 raise WeightShapeError(
                     f"{owner._label}: weight `{path}` must have shape {tuple(parameter.shape)}. "
@@ -445,10 +580,6 @@ class Layer(nn.Module, metaclass=_LayerMeta):
         with torch.no_grad():  # all shapes checked first: a failed call changes nothing
             for parameter, value in values:
                 parameter.copy_(value)
-
-    def _weight_paths(self) -> list[tuple[str, Layer, str]]:
-        own = [(f"{self.name}/{n}", self, n) for n in self._weight_names]
-        return own + [(f"{self.name}/{p}", o, n) for layer in self._sublayers() for p, o, n in layer._weight_paths()]
 
     def _require_built(self, what: str) -> None:
         if not self.built:
@@ -524,7 +655,19 @@ class Layer(nn.Module, metaclass=_LayerMeta):
 
     @property
     def _label(self) -> str:
-        return f"`{type(self).__name__}` layer '{self.__dict__.get('name', '?')}'"
+        name = self.__dict__.get("name")
+        return f"`{type(self).__name__}`" + (f" layer '{name}'" if name else "")
+
+    def _labelled(self, error: Exception) -> Exception:
+        """``error`` with its message beginning with this layer's label: the one grammar of
+        every message a layer raises. A message that already names a layer (a sub-layer's) is
+        kept; a leading function subject (``"`conv`: "``) gives way to the label."""
+        message = str(error)
+        if _LABEL.match(message) or message.startswith(self._label + ":"):
+            return error
+        labelled = type(error)(f"{self._label}: {_SUBJECT.sub('', message)}")
+        labelled.__cause__ = error.__cause__
+        return labelled
 
     def extra_repr(self) -> str:
         """Keras arguments that differ from their defaults, and the build shape."""

@@ -56,6 +56,8 @@ class Weight:
             defaults to ``name``.
         enabled_by: the config flag that turns the weight on (``"use_bias"``), if any.
         trainable: whether the weight takes gradients.
+        path: the Keras variable's path inside its layer, sub-layer attributes then the
+            variable's name (``"cell/kernel"`` for a Keras 3 LSTM); defaults to ``name``.
     """
 
     name: str
@@ -68,6 +70,7 @@ class Weight:
     role: str = ""
     enabled_by: str | None = None
     trainable: bool = True
+    path: str = ""
 
     def __post_init__(self) -> None:
         for view in ("torch", "onnx"):
@@ -84,6 +87,11 @@ class Weight:
                     raise ValueError(f"`{self.name}`: gate order {order!r} is not a permutation of {self.gates!r}.")
 
     # -- declared views ---------------------------------------------------------------
+
+    @property
+    def keras_path(self) -> str:
+        """The Keras variable path inside the layer (``"cell/kernel"``, or just ``"kernel"``)."""
+        return self.path or self.name
 
     @property
     def key(self) -> str:
@@ -174,11 +182,13 @@ class Weight:
             shape += [len(self.gates), size // len(self.gates)] if axis == fused else [size]
         return value.reshape(shape)
 
-    def check(self, layer: str, value_shape: tuple[int, ...], sizes: Mapping[str, int], framework: Framework = "keras") -> None:
-        """Raise :class:`WeightShapeError` unless ``value_shape`` is this weight's shape."""
+    def check(self, label: str, value_shape: tuple[int, ...], sizes: Mapping[str, int], framework: Framework = "keras") -> None:
+        """Raise :class:`WeightShapeError` unless ``value_shape`` is this weight's shape.
+
+        ``label`` names the owner, as errors begin (a layer's ``_label``)."""
         if tuple(value_shape) != self.shape(sizes, framework):
             raise WeightShapeError(
-                f"`{layer}`: weight `{self.name}` must have shape {self.describe(sizes, framework)} in {framework} "
+                f"{label}: weight `{self.keras_path}` must have shape {self.describe(sizes, framework)} in {framework} "
                 f"layout. Received: shape={tuple(value_shape)}."
             )
 
