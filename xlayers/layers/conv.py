@@ -101,22 +101,22 @@ class Conv2D(LoraMixin, Layer):
         **kwargs: Any,
     ) -> None:
         super().__init__(activity_regularizer=activity_regularizer, **kwargs)
-        self.filters = check_positive_int("Conv2D", "filters", filters)
-        self.groups = check_positive_int("Conv2D", "groups", groups)
+        self.filters = check_positive_int("filters", filters)
+        self.groups = check_positive_int("groups", groups)
         if filters % groups:
-            raise ArgumentError(f"`Conv2D`: `filters` must be divisible by `groups`. Received: filters={filters}, groups={groups}.")
+            raise ArgumentError(f"`filters` must be divisible by `groups`. Received: filters={filters}, groups={groups}.")
         self.kernel_size = normalize_tuple(kernel_size, 2, "kernel_size")
         self.strides = normalize_tuple(strides, 2, "strides")
         self.dilation_rate = normalize_tuple(dilation_rate, 2, "dilation_rate")
         if max(self.strides) > 1 and max(self.dilation_rate) > 1:
             raise ArgumentError(
-                f"`Conv2D`: `strides` > 1 cannot be combined with `dilation_rate` > 1. "
+                f"`strides` > 1 cannot be combined with `dilation_rate` > 1. "
                 f"Received: strides={self.strides}, dilation_rate={self.dilation_rate}."
             )
         self.padding = normalize_padding(padding)
         data_format = "channels_last" if data_format is None else str(data_format).lower()
         if data_format not in _DATA_FORMATS:
-            raise ArgumentError(f"`Conv2D`: `data_format` must be one of {list(_DATA_FORMATS)}. Received: data_format={data_format!r}.")
+            raise ArgumentError(f"`data_format` must be one of {list(_DATA_FORMATS)}. Received: data_format={data_format!r}.")
         self.data_format = data_format
         self.activation = activations.get(activation)
         self.use_bias = bool(use_bias)

@@ -16,10 +16,10 @@ from ..layout import Weight
 __all__ = ["Dense", "LoraMixin", "Masking", "check_positive_int"]
 
 
-def check_positive_int(layer: str, argument: str, value: Any) -> int:
-    """``value`` if it is a positive int, else an :class:`ArgumentError` in the house grammar."""
+def check_positive_int(argument: str, value: Any) -> int:
+    """``value`` if it is a positive int, else an :class:`ArgumentError` (the layer adds its label)."""
     if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
-        raise ArgumentError(f"`{layer}`: `{argument}` must be a positive integer. Received: {argument}={value!r}.")
+        raise ArgumentError(f"`{argument}` must be a positive integer. Received: {argument}={value!r}.")
     return value
 
 
@@ -33,10 +33,10 @@ class LoraMixin:
 
     def _init_lora(self, lora_rank: int | None, lora_alpha: float | None) -> None:
         if lora_rank is not None:
-            check_positive_int(type(self).__name__, "lora_rank", lora_rank)
+            check_positive_int("lora_rank", lora_rank)
             if self.kernel_constraint is not None:
                 raise ArgumentError(
-                    f"`{type(self).__name__}`: `lora_rank` cannot be combined with `kernel_constraint`. "
+                    f"`lora_rank` cannot be combined with `kernel_constraint`. "
                     f"Received: lora_rank={lora_rank}."
                 )
         self.lora_rank = lora_rank
@@ -130,13 +130,13 @@ class Dense(LoraMixin, Layer):
         **kwargs: Any,
     ) -> None:
         super().__init__(activity_regularizer=activity_regularizer, **kwargs)
-        self.units = check_positive_int("Dense", "units", units)
+        self.units = check_positive_int("units", units)
         self.activation = activations.get(activation)
         self.use_bias = bool(use_bias)
         self._set_weight_arguments(locals())
         self._init_lora(lora_rank, lora_alpha)
         if quantization_config is not None:
-            raise ArgumentError(f"`Dense`: quantized layers are not supported; `quantization_config` must be None. Received: quantization_config={quantization_config!r}.")
+            raise ArgumentError(f"quantized layers are not supported; `quantization_config` must be None. Received: quantization_config={quantization_config!r}.")
         self.input_spec = InputSpec(min_ndim=2)
         self.supports_masking = True
 

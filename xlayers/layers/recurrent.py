@@ -131,7 +131,7 @@ class LSTM(Layer):
         **kwargs: Any,
     ) -> None:
         super().__init__(activity_regularizer=activity_regularizer, **kwargs)
-        self.units = check_positive_int("LSTM", "units", units)
+        self.units = check_positive_int("units", units)
         self.activation = activations.get(activation)
         self.recurrent_activation = activations.get(recurrent_activation)
         self.use_bias = bool(use_bias)
@@ -139,7 +139,7 @@ class LSTM(Layer):
         self.unit_forget_bias = bool(unit_forget_bias)
         for name, rate in (("dropout", dropout), ("recurrent_dropout", recurrent_dropout)):
             if isinstance(rate, bool) or not isinstance(rate, (int, float)) or not 0.0 <= rate <= 1.0:
-                raise ArgumentError(f"`LSTM`: `{name}` must be a float in [0, 1]. Received: {name}={rate!r}.")
+                raise ArgumentError(f"`{name}` must be a float in [0, 1]. Received: {name}={rate!r}.")
         self.dropout = float(dropout)
         self.recurrent_dropout = float(recurrent_dropout)
         self.seed = seed
@@ -150,12 +150,12 @@ class LSTM(Layer):
         self.unroll = bool(unroll)
         self.zero_output_for_mask = bool(zero_output_for_mask)
         if use_cudnn not in ("auto", True, False):
-            raise ArgumentError(f"`LSTM`: `use_cudnn` must be one of 'auto', True, False. Received: use_cudnn={use_cudnn!r}.")
+            raise ArgumentError(f"`use_cudnn` must be one of 'auto', True, False. Received: use_cudnn={use_cudnn!r}.")
         self.use_cudnn = use_cudnn
         standard = activations.serialize(self.activation) == "tanh" and activations.serialize(self.recurrent_activation) == "sigmoid"
         if use_cudnn is True and (not standard or self.recurrent_dropout):
             raise ArgumentError(
-                "`LSTM`: `use_cudnn=True` needs activation='tanh', recurrent_activation='sigmoid' and no "
+                "`use_cudnn=True` needs activation='tanh', recurrent_activation='sigmoid' and no "
                 f"recurrent_dropout. Received: activation={activations.serialize(self.activation)!r}, "
                 f"recurrent_activation={activations.serialize(self.recurrent_activation)!r}, "
                 f"recurrent_dropout={self.recurrent_dropout}."
