@@ -17,7 +17,7 @@ os.environ.setdefault("KERAS_BACKEND", "tensorflow")
 os.environ.setdefault("TF_ENABLE_ONEDNN_OPTS", "0")
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
-__all__ = ["keras", "keras_call", "keras_twin", "keras_twin_from_config"]
+__all__ = ["keras", "keras_call", "keras_twin", "keras_twin_from_config", "unwrap"]
 
 
 def keras() -> Any:
@@ -45,8 +45,17 @@ class ChannelsFirstTwin:
         to_first = [0, rank - 1, *range(1, rank - 1)]
         return tf.transpose(self.twin(tf.transpose(inputs, to_last), **kwargs), to_first)
 
+    def get_config(self) -> dict[str, Any]:
+        """The configuration of the layer this twin stands for (``channels_first``)."""
+        return {**self.twin.get_config(), "data_format": "channels_first"}
+
     def __getattr__(self, name: str) -> Any:
         return getattr(self.twin, name)
+
+
+def unwrap(twin: Any) -> Any:
+    """The Keras layer inside a twin (a `ChannelsFirstTwin` wraps one)."""
+    return twin.twin if isinstance(twin, ChannelsFirstTwin) else twin
 
 
 def keras_twin(layer: Any) -> Any:
@@ -69,7 +78,7 @@ def keras_twin_from_config(layer: Any, dtype: str | None = None, overrides: dict
     config = {**layer.get_config(), **(overrides or {})}
     if dtype is not None:
         config["dtype"] = dtype
-    shape = tuple(layer._build_shape)
+    shape = layer._build_shape
     channels_first = config.get("data_format") == "channels_first"
     if channels_first:
         config["data_format"] = "channels_last"

@@ -1,76 +1,64 @@
 """Run one conformance case on one device and dtype, and say how far xlayers is from Keras.
 
-Per case, in each direction of weight transfer (xlayers -> Keras, Keras -> xlayers):
-every forward output (states included, every consecutive call of a stateful layer), the
-gradients with respect to the input, the initial states and every weight (torch autograd
-vs ``tf.GradientTape``, same upstream gradient), the output shape against
-``compute_output_shape`` of both frameworks, and the kernel path xlayers took. Plus a
-bit-exact weight round trip and, for float32, Keras's own float32 error against its
-float64 result (the noise floor). float16/bfloat16 check the forward pass against Keras in
-float32 on the same rounded weights and inputs.
+Per case: the configuration each layer reports; the initial weights (deterministic ones
+exactly, random ones by distribution); a bit-exact weight round trip; then, in each
+direction of weight transfer (xlayers -> Keras, Keras -> xlayers), every output of every call
+and the gradients with respect to every float input, every float call argument and every
+weight (torch autograd vs ``tf.GradientTape``, the same upstream gradient); the output shapes
+against ``compute_output_shape``; the family's own checks; the exported ONNX graph against
+Keras at other sizes; and, for float32, Keras's own float32 error against its float64 result
+(the noise floor). float16/bfloat16 check the forward pass against Keras in float32 on the
+same rounded weights and inputs.
+
+The runner knows no layer: what is particular to a family is its driver's
+(`conformance.driver.Driver`, written in ``conformance/cases/<family>.py``).
 """
 
 from __future__ import annotations
 
-import contextlib
+import inspect
+import json
+import re
+import tempfile
 import time
 import traceback
 import zlib
-from collections.abc import Iterator, Sequence
-from dataclasses import asdict, dataclass, field
 from typing import Any
 
 import numpy as np
 import torch
 
-from xlayers.layer import Layer, clear_session
+from xlayers import initializers
+from xlayers.layer import Layer, clear_session, map_structure
+from xlayers.tolerance import REL_FLOOR, compare
 
-from .case import HALF_DTYPES, Case, LayerInfo
-from .keras_reference import keras_twin_from_config
+from .case import HALF_DTYPES, Case, ErrorCase, LayerInfo, TensorSpec
+from .keras_reference import keras
+from .records import CaseResult, Check
 from .testing import randomize_weights
-from xlayers.tolerance import REL_FLOOR, compare, tolerance
-from .transfer import from_keras, keras_weights_by_name, to_keras
+from .transfer import from_keras, keras_variables, to_keras
 
-__all__ = ["Check", "CaseResult", "run_case"]
+__all__ = ["CaseResult", "Check", "run_case", "run_error_case"]
 
-
-@dataclass
-class Check:
-    """One measured quantity of a case."""
-
-    name: str
-    passed: bool
-    max_abs_error: float = 0.0
-    max_rel_error: float = 0.0
-    tolerance: tuple[float, float] = (0.0, 0.0)
-    detail: str = ""
+# Samples drawn per random initializer to compare distributions (mean and std within sampling error).
+INIT_SAMPLES = 4096
+INIT_SIGMAS = 6.0
+_DISTRIBUTIONS: dict[tuple[Any, ...], Check] = {}
 
 
-@dataclass
-class CaseResult:
-    """The record of one case on one device and dtype (one row of ``report.json``)."""
-
-    id: str
-    layer: str
-    device: str
-    dtype: str
-    passed: bool
-    checks: list[Check] = field(default_factory=list)
-    path: str | None = None
-    noise_floor: dict[str, float] | None = None
-    onnx: str = ""  # "ok", "FAILED", or "n/a: <why ONNX cannot express the case>"
-    seconds: float = 0.0
-    note: str = ""
-    error: str | None = None
-
-    def to_json(self) -> dict[str, Any]:
-        record = asdict(self)
-        record["checks"] = {c["name"]: {k: v for k, v in c.items() if k != "name"} for c in record["checks"]}
-        return record
+def _leaves(structure: Any) -> list[Any]:
+    found: list[Any] = []
+    map_structure(found.append, structure)
+    return found
 
 
-def _torch_dtype(name: str) -> torch.dtype:
-    return getattr(torch, name)
+def _named_leaves(name: str, structure: Any) -> list[tuple[str, Any]]:
+    """``(name, leaf)`` pairs: ``name`` for a single leaf, ``name/<index or key>`` in a list or dict."""
+    if isinstance(structure, dict):
+        return [pair for key, value in structure.items() for pair in _named_leaves(f"{name}/{key}", value)]
+    if isinstance(structure, (list, tuple)):
+        return [pair for i, value in enumerate(structure) for pair in _named_leaves(f"{name}/{i}", value)]
+    return [(name, structure)]
 
 
 def _numpy(value: torch.Tensor) -> np.ndarray:
@@ -80,200 +68,141 @@ def _numpy(value: torch.Tensor) -> np.ndarray:
 
 def _round_to(array: np.ndarray, dtype: str) -> np.ndarray:
     """``array`` rounded to ``dtype`` and back to float32 (the half-precision reference)."""
-    return torch.from_numpy(np.ascontiguousarray(array, dtype=np.float32)).to(_torch_dtype(dtype)).float().numpy()
+    return torch.from_numpy(np.ascontiguousarray(array, dtype=np.float32)).to(getattr(torch, dtype)).float().numpy()
 
 
-def _mask(kind: str | None, batch: int, steps: int) -> np.ndarray | None:
-    if kind is None:
-        return None
-    mask = np.ones((batch, steps), bool)
-    if kind == "right":
-        for row in range(batch):
-            mask[row, max(1, steps - 2 * row - 1):] = False
-        mask[-1] = True
-    elif kind == "left":
-        mask[0, :2] = False
-    elif kind == "holey":
-        mask[0, [1, steps - 2]] = False
-        mask[1 % batch, 0] = False
-    elif kind == "empty-row":
-        mask[0, 3:] = False
-        mask[1 % batch, :] = False
-    return mask
+def _is_float(value: Any) -> bool:
+    return isinstance(value, np.ndarray) and value.dtype.kind == "f"
 
 
-class _Inputs:
-    """Seeded random data for a case: inputs per call, states, mask, upstream gradients."""
-
-    def __init__(self, case: Case, seed: int, dtype: str) -> None:
-        rng = np.random.default_rng(seed)
-        np_dtype = np.float64 if dtype == "float64" else np.float32
-        self.calls = [rng.standard_normal(case.input_shape).astype(np_dtype) for _ in range(case.calls)]
-        batch = case.input_shape[0]
-        units = case.kwargs.get("units", 0)
-        self.states = [rng.standard_normal((batch, units)).astype(np_dtype) for _ in range(2)] if case.initial_state else None
-        self.mask = _mask(case.mask, batch, case.input_shape[1]) if case.mask else None
-        if self.mask is not None and "mask_value" in case.kwargs:  # a Masking case: mask through the data
-            for call in self.calls:
-                call[~self.mask] = case.kwargs["mask_value"]
-            self.mask = None
-        self.rng = rng
-        self.np_dtype = np_dtype
-        self.kwargs = dict(case.kwargs)
-        self.training = case.training
-        self.dropout_masks: list[tuple[Any, Any]] = []  # per call, as xlayers drew them
-
-    def upstream(self, shapes: Sequence[tuple[int, ...]]) -> list[np.ndarray]:
-        return [self.rng.standard_normal(s).astype(self.np_dtype) for s in shapes]
+def _draw(spec: TensorSpec, rng: np.random.Generator, np_dtype: type) -> np.ndarray:
+    if spec.is_float:
+        return rng.standard_normal(spec.shape).astype(np_dtype)
+    if spec.dtype == "bool":
+        return rng.random(spec.shape) < 0.5
+    return rng.integers(spec.low, spec.high, spec.shape).astype(spec.dtype)
 
 
-def _as_list(outputs: Any) -> list[Any]:
-    return list(outputs) if isinstance(outputs, (list, tuple)) else [outputs]
+class _Data:
+    """Seeded random data of a case: inputs and call arguments per call, upstream gradients."""
+
+    def __init__(self, info: LayerInfo, case: Case, layer: Layer, seed: int, dtype: str) -> None:
+        self.rng = np.random.default_rng(seed)
+        self.np_dtype = np.float64 if dtype == "float64" else np.float32
+        self.inputs = [map_structure(lambda spec: _draw(spec, self.rng, self.np_dtype), case.inputs) for _ in range(case.calls)]
+        self.arguments = [info.driver.arguments(layer, case, inputs, self.rng) for inputs in self.inputs]
+
+    def round_to(self, dtype: str) -> None:
+        rounded = lambda value: _round_to(value, dtype) if _is_float(value) else value  # noqa: E731
+        self.inputs = [map_structure(rounded, inputs) for inputs in self.inputs]
+        self.arguments = [{k: map_structure(rounded, v) for k, v in args.items()} for args in self.arguments]
+
+    def upstream(self, outputs: list[np.ndarray]) -> list[np.ndarray]:
+        return [self.rng.standard_normal(o.shape).astype(self.np_dtype) for o in outputs]
 
 
-@contextlib.contextmanager
-def _captured_dropout_masks() -> Iterator[list[tuple[Any, Any]]]:
-    """Record the dropout masks xlayers' recurrent layers draw (to hand the same ones to Keras)."""
-    from xlayers.layers import recurrent
-
-    drawn: list[tuple[Any, Any]] = []
-    original = recurrent.lstm_dropout_masks
-
-    def recording(*args: Any, **kwargs: Any) -> tuple[Any, Any]:
-        masks = original(*args, **kwargs)
-        drawn.append(masks)
-        return masks
-
-    recurrent.lstm_dropout_masks = recording
-    try:
-        yield drawn
-    finally:
-        recurrent.lstm_dropout_masks = original
+def _to_torch(value: Any, device: str, dtype: torch.dtype, grad: bool) -> Any:
+    if _is_float(value):
+        return torch.from_numpy(value).to(device=device, dtype=dtype).requires_grad_(grad)
+    if isinstance(value, np.ndarray):
+        return torch.from_numpy(value).to(device)
+    return value
 
 
-def _keras_masks(mask: Any, rate: float) -> Any:
-    """The units xlayers kept, as the mask Keras's cell caches (one tensor, or one per gate).
-
-    Only the keep pattern is shared: the values are Keras's own, ``keep / (1 - rate)``, so a
-    wrongly scaled mask in xlayers still shows."""
+def _to_keras(value: Any, dtype: Any = None) -> Any:
     import tensorflow as tf
 
-    if mask is None:
-        return None
-    keep = _numpy(mask) != 0
-    array = (keep / (1.0 - rate)).astype(np.float32)
-    return [tf.constant(m) for m in array] if array.ndim == 3 else tf.constant(array)
+    if _is_float(value):
+        return tf.constant(value if dtype is None else value.astype(dtype))
+    if isinstance(value, np.ndarray):
+        return tf.constant(value)
+    return value
 
 
-def _run_xlayers(layer: Layer, data: _Inputs, device: str, dtype: torch.dtype, upstream: list[np.ndarray] | None, with_grads: bool):
-    """All calls; gradients of the last call. Returns (outputs per call, grads by name, path)."""
+def _takes(layer: Layer, argument: str) -> bool:
+    return argument in inspect.signature(layer.call).parameters
+
+
+def _run_xlayers(info: LayerInfo, layer: Layer, data: _Data, memo: list[Any], device: str, dtype: torch.dtype,
+                 upstream: list[np.ndarray] | None) -> tuple[list[list[np.ndarray]], dict[str, np.ndarray]]:
+    """Every call, and the gradients of the last one. Returns (outputs per call, gradients by name)."""
     outputs_per_call: list[list[np.ndarray]] = []
     grads: dict[str, np.ndarray] = {}
-    if getattr(layer, "stateful", False):
-        layer.reset_state()
-    for index, array in enumerate(data.calls):
-        last = index == len(data.calls) - 1
-        x = torch.from_numpy(array).to(device=device, dtype=dtype).requires_grad_(with_grads and last)
-        kwargs: dict[str, Any] = {}
-        states = None
-        if data.mask is not None:
-            kwargs["mask"] = torch.from_numpy(data.mask).to(device)
-        if data.states is not None:
-            states = [torch.from_numpy(s).to(device=device, dtype=dtype).requires_grad_(with_grads and last) for s in data.states]
-            kwargs["initial_state"] = states
-        for p in layer.parameters():
-            p.grad = None
-        if "training" in _call_args(layer):
-            kwargs["training"] = data.training
-        outputs = _as_list(layer(x, **kwargs))
+    for index, (inputs, arguments) in enumerate(zip(data.inputs, data.arguments)):
+        with_grad = upstream is not None and index == len(data.inputs) - 1
+        x = map_structure(lambda v: _to_torch(v, device, dtype, with_grad), inputs)
+        kwargs = {k: map_structure(lambda v: _to_torch(v, device, dtype, with_grad), v) for k, v in arguments.items()
+                  if k != "training" or _takes(layer, k)}
+        for parameter in layer.parameters():
+            parameter.grad = None
+        outputs = _leaves(layer(x, **kwargs))
+        info.driver.after_call(layer, memo)
         outputs_per_call.append([_numpy(o) for o in outputs])
-        if with_grads and last:
-            loss = sum((o * torch.from_numpy(g).to(device=device, dtype=o.dtype)).sum() for o, g in zip(outputs, upstream))
-            loss.backward()
+        if with_grad:
+            sum((o * torch.from_numpy(g).to(device=device, dtype=o.dtype)).sum() for o, g in zip(outputs, upstream)).backward()
+            sources = _named_leaves("input", x) + [pair for k, v in kwargs.items() for pair in _named_leaves(k, v)]
+            sources += [(entry.path, entry.parameter) for entry in layer.walk_weights()]
             # a gradient that never arrived is left out: the comparison reports it missing
-            named = {"input": x.grad}
-            if states is not None:
-                named.update(h0=states[0].grad, c0=states[1].grad)
-            for weight in layer.declared_weights():
-                parameter = getattr(layer, weight.name)
-                if parameter.requires_grad:
-                    named[weight.name] = parameter.grad
-            grads.update({name: _numpy(grad) for name, grad in named.items() if grad is not None})
-    return outputs_per_call, grads, getattr(layer, "last_path", None)
-
-
-def _call_args(layer: Layer) -> set[str]:
-    import inspect
-
-    return set(inspect.signature(layer.call).parameters)
-
-
-def _run_keras(twin: Any, data: _Inputs, upstream: list[np.ndarray] | None, with_grads: bool, calls: Sequence[np.ndarray] | None = None):
-    import tensorflow as tf
-
-    outputs_per_call: list[list[np.ndarray]] = []
-    grads: dict[str, np.ndarray] = {}
-    calls = data.calls if calls is None else calls
-    variables = keras_weights_by_name(twin)
-    if getattr(twin, "stateful", False):
-        twin.reset_state()
-    for index, array in enumerate(calls):
-        last = index == len(calls) - 1
-        x = tf.constant(array)
-        kwargs: dict[str, Any] = {}
-        states = None
-        if data.mask is not None:
-            kwargs["mask"] = tf.constant(data.mask)
-        if data.states is not None:
-            states = [tf.constant(s.astype(array.dtype)) for s in data.states]
-            kwargs["initial_state"] = states
-        if data.training:
-            kwargs["training"] = True
-            cell = getattr(twin, "cell", None)
-            if cell is not None and index < len(data.dropout_masks):  # the same units dropped as in xlayers
-                drop, recurrent = data.dropout_masks[index]
-                cell._dropout_mask = _keras_masks(drop, cell.dropout)
-                cell._recurrent_dropout_mask = _keras_masks(recurrent, cell.recurrent_dropout)
-        with tf.GradientTape(persistent=False) as tape:
-            tape.watch(x)
-            if states is not None:
-                for s in states:
-                    tape.watch(s)
-            outputs = _as_list(twin(x, **kwargs))
-            loss = tf.add_n([tf.reduce_sum(o * tf.constant(g.astype(array.dtype))) for o, g in zip(outputs, upstream)]) if with_grads and last else None
-        outputs_per_call.append([np.asarray(o) for o in outputs])
-        if loss is not None:
-            names = ["input", *(["h0", "c0"] if states is not None else [])]
-            sources = [x, *(states or [])]
-            trainable = {n: v for n, v in variables.items() if v.trainable}
-            names += list(trainable)
-            sources += list(trainable.values())
-            for name, grad in zip(names, tape.gradient(loss, sources)):
-                grads[name] = np.zeros(tuple(s.shape)) if grad is None else np.asarray(tf.convert_to_tensor(grad))
+            grads = {name: _numpy(t.grad) for name, t in sources if isinstance(t, torch.Tensor) and t.requires_grad and t.grad is not None}
     return outputs_per_call, grads
 
 
-def _compare_all(checks: list[Check], prefix: str, ours: dict[str, np.ndarray], theirs: dict[str, np.ndarray], dtype: str, device: str, rtol_atol: tuple[float, float] | None) -> None:
+def _run_keras(info: LayerInfo, twin: Any, data: _Data, memo: list[Any], upstream: list[np.ndarray] | None,
+               inputs_per_call: list[Any] | None = None) -> tuple[list[list[np.ndarray]], dict[str, np.ndarray]]:
+    import tensorflow as tf
+
+    outputs_per_call: list[list[np.ndarray]] = []
+    grads: dict[str, np.ndarray] = {}
+    inputs_per_call = data.inputs if inputs_per_call is None else inputs_per_call
+    for index, (inputs, arguments) in enumerate(zip(inputs_per_call, data.arguments)):
+        dtype = _leaves(inputs)[0].dtype
+        with_grad = upstream is not None and index == len(inputs_per_call) - 1
+        x = map_structure(_to_keras, inputs)
+        kwargs = {k: map_structure(lambda v: _to_keras(v, dtype), v) for k, v in arguments.items()}
+        info.driver.before_keras_call(twin, memo, index)
+        sources = _named_leaves("input", x) + [pair for k, v in kwargs.items() for pair in _named_leaves(k, v)]
+        sources = [(n, t) for n, t in sources if isinstance(t, tf.Tensor) and t.dtype.is_floating]
+        with tf.GradientTape() as tape:
+            for _, tensor in sources:
+                tape.watch(tensor)
+            outputs = _leaves(twin(x, **kwargs))
+            loss = tf.add_n([tf.reduce_sum(o * tf.constant(g.astype(dtype))) for o, g in zip(outputs, upstream)]) if with_grad else None
+        outputs_per_call.append([np.asarray(o) for o in outputs])
+        if loss is not None:
+            sources += [(path, v) for path, v in keras_variables(twin).items() if v.trainable]
+            for (name, source), grad in zip(sources, tape.gradient(loss, [s for _, s in sources])):
+                grads[name] = np.zeros(tuple(source.shape)) if grad is None else np.asarray(tf.convert_to_tensor(grad))
+    return outputs_per_call, grads
+
+
+def _compare_all(checks: list[Check], prefix: str, ours: dict[str, np.ndarray], theirs: dict[str, np.ndarray],
+                 dtype: str, device: str, rtol_atol: tuple[float, float] | None) -> None:
     for name in sorted(set(ours) | set(theirs)):
         if name not in ours or name not in theirs:
-            checks.append(Check(f"{prefix}{name}", False, detail="missing on one side"))
+            checks.append(Check(f"{prefix}{name}", False, detail=f"{prefix}{name}: missing on one side"))
             continue
         result = compare(ours[name], theirs[name], dtype, device, override=rtol_atol)
-        checks.append(
-            Check(f"{prefix}{name}", result.passed, result.max_abs_error, result.max_rel_error, (result.rtol, result.atol),
-                  "" if result.passed else result.describe(f"{prefix}{name}"))
-        )
+        checks.append(Check(f"{prefix}{name}", result.passed, result.max_abs_error, result.max_rel_error, (result.rtol, result.atol),
+                            "" if result.passed else result.describe(f"{prefix}{name}")))
 
 
-def run_case(info: LayerInfo, case: Case, device: str = "cpu", dtype: str = "float32") -> CaseResult:
-    """Measure ``case`` on ``device`` in ``dtype``; never raises (errors become a failed record)."""
+def _flat(outputs_per_call: list[list[np.ndarray]]) -> dict[str, np.ndarray]:
+    several = len(outputs_per_call) > 1
+    return {f"call{c}/output{i}" if several else f"output{i}": o for c, outs in enumerate(outputs_per_call) for i, o in enumerate(outs)}
+
+
+def run_case(info: LayerInfo, case: Case, device: str = "cpu", dtype: str = "float32", onnx: bool | str = True) -> CaseResult:
+    """Measure ``case`` on ``device`` in ``dtype``; never raises (errors become a failed record).
+
+    ``onnx``: ``True`` to export and check this record, ``False`` to skip the check, or the id of
+    the record that carries the check for this configuration."""
     start = time.perf_counter()
     result = CaseResult(case.id, info.cls.__name__, device, dtype, passed=False)
     try:
-        _run(info, case, device, dtype, result)
+        _run(info, case, device, dtype, result, onnx)
         result.passed = all(c.passed for c in result.checks)
         if case.id in info.deviations:  # documented: passes while Keras still differs
-            result.note = info.deviations[case.id]
+            result.note, result.deviation = info.deviations[case.id], True
             result.passed = not result.passed
     except Exception as error:  # a crash is a failed case with its traceback, not a crashed run
         result.error = f"{type(error).__name__}: {error}\n{traceback.format_exc(limit=4)}"
@@ -281,7 +210,7 @@ def run_case(info: LayerInfo, case: Case, device: str = "cpu", dtype: str = "flo
     return result
 
 
-def _run(info: LayerInfo, case: Case, device: str, dtype: str, result: CaseResult) -> None:
+def _run(info: LayerInfo, case: Case, device: str, dtype: str, result: CaseResult, onnx: bool | str) -> None:
     seed = zlib.crc32(case.id.encode())
     half = dtype in HALF_DTYPES
     compute = "float32" if half else dtype
@@ -289,26 +218,26 @@ def _run(info: LayerInfo, case: Case, device: str, dtype: str, result: CaseResul
     rtol_atol = (override.rtol, override.atol) if override else None
     if override:
         result.note = override.reason
-    data = _Inputs(case, seed, compute)
-    torch_dtype = _torch_dtype(dtype)
+    torch_dtype = getattr(torch, dtype)
+    driver = info.driver
+    checks = result.checks
 
     layer = case.layer(**case.kwargs, dtype=compute)
-    layer(torch.from_numpy(data.calls[0][: case.input_shape[0]]))  # build on CPU in the compute dtype
+    layer.build_from_config({"input_shape": map_structure(lambda spec: list(spec.shape), case.inputs)})
+    data = _Data(info, case, layer, seed, compute)
+    twin = driver.twin(layer, case)
+
+    if not half:
+        _check_initial_weights(layer, twin, checks)
     randomize_weights(layer, seed)
     if half:  # the reference sees the same rounded weights and inputs
         with torch.no_grad():
-            for p in layer.parameters():
-                p.copy_(p.to(torch_dtype).float())
-        data.calls = [_round_to(a, dtype) for a in data.calls]
-        if data.states is not None:
-            data.states = [_round_to(s, dtype) for s in data.states]
-    twin = keras_twin_from_config(layer, overrides=dict(case.kwargs))
-    checks = result.checks
+            for parameter in layer.parameters():
+                parameter.copy_(parameter.to(torch_dtype).float())
+        data.round_to(dtype)
 
     # the layer reports the configuration it was given, as Keras does
-    ours, theirs = layer.get_config(), getattr(twin, "twin", twin).get_config()
-    if getattr(layer, "data_format", None) == "channels_first":
-        theirs = {**theirs, "data_format": "channels_first"}  # the twin runs channels_last between transposes
+    ours, theirs = layer.get_config(), twin.get_config()
     reported = [k for k in case.kwargs if k in theirs]  # Keras does not report e.g. LSTM's use_cudnn
     differing = {k: (ours.get(k), theirs.get(k)) for k in reported if _normal(ours.get(k)) != _normal(theirs.get(k))}
     checks.append(Check("config", not differing, detail="" if not differing else f"xlayers vs keras config: {differing}"))
@@ -320,96 +249,146 @@ def _run(info: LayerInfo, case: Case, device: str, dtype: str, result: CaseResul
     exact = all(torch.equal(a, b) for a, b in zip(before, layer.parameters()))
     checks.append(Check("weights/round-trip", exact, detail="" if exact else "a weight changed on the round trip"))
 
-    keras_out, keras_grads = None, None
+    keras_out: list[list[np.ndarray]] = []
+    ours_out: list[list[np.ndarray]] = []
+    upstream = None
     for direction in ("x2k", "k2x"):
         if direction == "k2x":  # Keras's own (re-randomised) weights into xlayers
-            twin = keras_twin_from_config(layer, overrides=dict(case.kwargs))
-            rng = np.random.default_rng(seed + 1)
-            for variable in keras_weights_by_name(twin).values():
-                shape = tuple(variable.shape)
-                scale = 1.0 / max(1, shape[0]) ** 0.5 if len(shape) > 1 else 0.5
-                value = (rng.standard_normal(shape) * scale + 0.05)
-                variable.assign(_round_to(value, dtype).astype(variable.dtype) if half else value.astype(variable.dtype))
+            twin = driver.twin(layer, case)
+            _randomize_keras(twin, seed + 1, dtype if half else None)
             from_keras(layer, twin)
         else:
             to_keras(layer, twin)
-        target = layer.to(device=device, dtype=torch_dtype)
-        if direction == "x2k":
+        layer.to(device=device, dtype=torch_dtype)
+        memo: list[Any] = []
+        if upstream is None:
             with torch.no_grad():
-                probe = _run_xlayers(layer, data, "cpu", layer.dtype, None, False)[0][-1]
-            upstream = data.upstream([o.shape for o in probe])
-        with _captured_dropout_masks() as drawn:
-            ours_out, ours_grads, path = _run_xlayers(target, data, device, torch_dtype, upstream, not half)
-        data.dropout_masks = drawn
-        keras_out, keras_grads = _run_keras(twin, data, upstream, not half)
-        result.path = path
-        ours_flat = {f"call{c}/output{i}" if case.calls > 1 else f"output{i}": o for c, outs in enumerate(ours_out) for i, o in enumerate(outs)}
-        theirs_flat = {f"call{c}/output{i}" if case.calls > 1 else f"output{i}": o for c, outs in enumerate(keras_out) for i, o in enumerate(outs)}
-        _compare_all(checks, f"{direction}/", ours_flat, theirs_flat, dtype, device, rtol_atol)
+                driver.reset(layer, twin)
+                probe = _run_xlayers(info, layer, data, [], device, torch_dtype, None)[0][-1]
+            upstream = data.upstream(probe)
+        driver.reset(layer, twin)
+        ours_out, ours_grads = _run_xlayers(info, layer, data, memo, device, torch_dtype, None if half else upstream)
+        keras_out, keras_grads = _run_keras(info, twin, data, memo, None if half else upstream)
+        _compare_all(checks, f"{direction}/", _flat(ours_out), _flat(keras_out), dtype, device, rtol_atol)
         if not half:
             _compare_all(checks, f"{direction}/grad/", ours_grads, keras_grads, dtype, device, rtol_atol)
-        layer.to(device="cpu", dtype=_torch_dtype(compute))
+        driver.check(layer, case, result)
+        layer.to(device="cpu", dtype=getattr(torch, compute))
 
-    # output shapes: xlayers' compute_output_shape against what both frameworks actually returned
-    predicted = [tuple(s) for s in _shapes(layer.compute_output_shape(case.input_shape))]
+    # output shapes: xlayers' compute_output_shape against what both frameworks returned
+    predicted = [tuple(s) for s in _shape_list(layer.compute_output_shape(map_structure(lambda s: s.shape, case.inputs)))]
     keras_actual = [tuple(o.shape) for o in keras_out[-1]]
     ours_actual = [tuple(o.shape) for o in ours_out[-1]]
     shapes_ok = predicted == keras_actual == ours_actual
     checks.append(Check("shape", shapes_ok, detail="" if shapes_ok else f"predicted {predicted}, keras {keras_actual}, xlayers {ours_actual}"))
 
-    if case.path is not None:
-        checks.append(Check("path", result.path == case.path, detail=f"expected {case.path}, took {result.path}"))
-
-    reason = onnx_unsupported(case, device, dtype)
+    reason = _onnx_refusal(info, layer, case, device, dtype)
     if reason:
         result.onnx = f"n/a: {reason}"
-    else:
-        _onnx_check(layer, twin, case, seed, checks, result)
+    elif isinstance(onnx, str):
+        result.onnx = f"see {onnx}"
+    elif onnx:
+        _onnx_check(info, layer, twin, case, seed, checks, result)
 
     if dtype == "float32" and not case.training:  # Keras's own float32 error against its float64 result
-        result.noise_floor = _noise_floor(layer, twin, data)
+        result.noise_floor = _noise_floor(info, layer, twin, case, data)
 
 
-def onnx_unsupported(case: Case, device: str, dtype: str) -> str:
-    """Why ONNX export cannot be checked for this record ('' when it can)."""
+def _randomize_keras(twin: Any, seed: int, half: str | None) -> None:
+    rng = np.random.default_rng(seed)
+    for variable in keras_variables(twin).values():
+        shape = tuple(variable.shape)
+        scale = 1.0 / max(1, shape[0]) ** 0.5 if len(shape) > 1 else 0.5
+        value = rng.standard_normal(shape) * scale + 0.05
+        variable.assign((_round_to(value, half) if half else value).astype(variable.dtype))
+
+
+# -- initial weights ------------------------------------------------------------------------
+
+
+def _check_initial_weights(layer: Layer, twin: Any, checks: list[Check]) -> None:
+    """Deterministic initializers (zeros, ones, constant, identity, ``unit_forget_bias``) give
+    exactly Keras's initial weights; random ones the same distribution for the weight's shape
+    (hence its fans): support, mean and standard deviation within sampling error."""
+    variables = keras_variables(twin)
+    config = twin.get_config()
+    for entry in layer.walk_weights():
+        if entry.declaration is None or entry.path not in variables:
+            continue
+        name = f"init/{entry.path}"
+        initializer = entry.layer.initializer_for(entry.declaration)
+        ours = _numpy(entry.parameter)
+        if initializers.is_deterministic(initializer):
+            theirs = np.asarray(variables[entry.path].numpy())
+            result = compare(ours, theirs, layer.dtype, "cpu")
+            checks.append(Check(name, result.passed, result.max_abs_error, result.max_rel_error, (result.rtol, result.atol),
+                                "" if result.passed else result.describe(name)))
+            continue
+        argument = f"{entry.declaration.key}_initializer"
+        keras_initializer = config.get(argument)
+        if keras_initializer is None or entry.layer is not layer or initializer is not getattr(layer, argument, None):
+            continue  # the weight's initializer is not its role's argument (LoRA's): Keras's config does not say it
+        shape = tuple(entry.parameter.shape)
+        key = (type(layer).__name__, entry.path, json.dumps(keras_initializer, sort_keys=True, default=str), shape)
+        if key not in _DISTRIBUTIONS:  # a check depends only on the key: done once per process
+            draws = max(1, -(-INIT_SAMPLES // max(1, ours.size)))
+            sample = np.concatenate([ours.ravel()] + [_numpy(initializer(shape, dtype=torch.float64)).ravel() for _ in range(draws - 1)])
+            # a new Keras initializer per draw: an instance keeps its seed, so it repeats its values
+            expected = np.concatenate([np.asarray(keras().initializers.get(keras_initializer)(shape, dtype="float64")).ravel()
+                                       for _ in range(draws)])
+            _DISTRIBUTIONS[key] = _same_distribution(name, sample, expected)
+        checks.append(_DISTRIBUTIONS[key])
+
+
+def _same_distribution(name: str, ours: np.ndarray, theirs: np.ndarray) -> Check:
+    n = min(ours.size, theirs.size)
+    mean_error = abs(ours.mean() - theirs.mean())
+    mean_bound = INIT_SIGMAS * np.sqrt((ours.var() + theirs.var()) / n) + 1e-12
+    std_error = abs(ours.std() - theirs.std())
+    std_bound = INIT_SIGMAS * max(ours.std(), theirs.std()) / np.sqrt(n) * 1.5 + 1e-12
+    support = max(np.abs(theirs).max(), 1e-12)
+    bounded = support <= 2.5 * theirs.std() + 1e-12  # uniform (1.73 std) or truncated at 2 std; a normal sample reaches ~4 std
+    support_ok = not bounded or abs(np.abs(ours).max() - support) <= 0.05 * support + 1e-12
+    passed = bool(mean_error <= mean_bound and std_error <= std_bound and support_ok)
+    detail = "" if passed else (
+        f"{name}: initial values differ in distribution: mean {ours.mean():.4g} vs keras {theirs.mean():.4g} (bound {mean_bound:.2g}), "
+        f"std {ours.std():.4g} vs keras {theirs.std():.4g} (bound {std_bound:.2g}), max |x| {np.abs(ours).max():.4g} vs keras {support:.4g}"
+    )
+    return Check(name, passed, float(std_error), float(std_error / max(theirs.std(), 1e-12)), (0.0, 0.0), detail)
+
+
+# -- ONNX -----------------------------------------------------------------------------------
+
+
+def _onnx_refusal(info: LayerInfo, layer: Layer, case: Case, device: str, dtype: str) -> str:
+    """Why this record carries no ONNX check ('' when it can carry one)."""
     if device != "cpu":
         return "checked with the cpu record (onnxruntime runs on CPU here)"
     if dtype != "float32":
         return "checked in float32"
-    if case.mask in ("holey", "left"):
-        return "the exported graph takes masks as right-padded (ONNX's LSTM takes sequence lengths)"
-    if case.initial_state:
-        return "initial states are call arguments the export does not take"
-    if case.kwargs.get("stateful"):
-        return "an ONNX graph holds no state between runs"
     if case.training:
         return "dropout in training mode is random"
-    standard = case.kwargs.get("activation", "tanh") == "tanh" and case.kwargs.get("recurrent_activation", "sigmoid") == "sigmoid"
-    if case.layer.__name__ == "LSTM" and (not standard or case.kwargs.get("use_cudnn") is False):
-        return "an LSTM off the fused kernel would export unrolled at a fixed length"
-    return ""
+    return layer.export_refusal() or info.driver.onnx_refusal(case)
 
 
-def _onnx_check(layer: Layer, twin: Any, case: Case, seed: int, checks: list[Check], result: CaseResult) -> None:
-    """Export the layer, run the file in onnxruntime at other sizes, compare with Keras there."""
-    import tempfile
-
+def _onnx_check(info: LayerInfo, layer: Layer, twin: Any, case: Case, seed: int, checks: list[Check], result: CaseResult) -> None:
+    """Export the layer, run the file in onnxruntime at other sizes along its dynamic axes,
+    and compare with Keras there."""
     from xlayers.onnx import export, run
 
     rng = np.random.default_rng(seed + 2)
-    shape = list(case.input_shape)
-    example = torch.from_numpy(rng.standard_normal(shape).astype(np.float32))
-    shape[0] += 2  # another batch size
-    if len(shape) == 3 and type(layer).__name__ == "LSTM":
-        shape[1] += 3  # and another length
-    inputs = rng.standard_normal(shape).astype(np.float32)
-    examples, feeds, keras_kwargs = (example,), (inputs,), {}
-    if "mask_value" in case.kwargs:  # Masking: masked steps in the data itself
-        inputs[0, 1] = case.kwargs["mask_value"]
-    elif case.mask is not None:  # the same kind of mask, at the example's and at the new sizes
-        example_mask = torch.from_numpy(_mask(case.mask, *case.input_shape[:2]))
-        mask = _mask(case.mask, *shape[:2])
-        examples, feeds, keras_kwargs = (example, example_mask), (inputs, mask), {"mask": mask}
+    growth = {axis: 2 + axis for axis in layer.onnx_dynamic_axes()}  # batch + 2, time + 3, ...
+
+    def grown(spec: TensorSpec) -> TensorSpec:
+        return TensorSpec(tuple(size + growth.get(axis, 0) for axis, size in enumerate(spec.shape)), spec.dtype, spec.low, spec.high)
+
+    example = map_structure(lambda spec: _draw(spec, rng, np.float32), case.inputs)
+    example_args = info.driver.arguments(layer, case, example, rng)
+    inputs = map_structure(lambda spec: _draw(grown(spec), rng, np.float32), case.inputs)
+    arguments = info.driver.arguments(layer, case, inputs, rng)
+    graph_inputs = info.driver.onnx_inputs(arguments)
+    examples = tuple(torch.from_numpy(a) for a in _leaves(example) + [example_args[k] for k in graph_inputs])
+    feeds = _leaves(inputs) + [arguments[k] for k in graph_inputs]
     with tempfile.TemporaryDirectory() as folder:
         try:
             exported = export(layer.eval(), examples, f"{folder}/layer.onnx", verbose=False)
@@ -418,15 +397,15 @@ def _onnx_check(layer: Layer, twin: Any, case: Case, seed: int, checks: list[Che
             result.onnx = "FAILED"
             return
         ours = run(f"{folder}/layer.onnx", *feeds)
-    import tensorflow as tf
-
-    theirs = _as_list(twin(inputs, **{k: tf.constant(v) for k, v in keras_kwargs.items()}))
-    theirs = [np.asarray(t) for t in theirs]
-    names = {f"onnx/output{i}": o for i, o in enumerate(ours)}
-    _compare_all(checks, "", names, {f"onnx/output{i}": t for i, t in enumerate(theirs)}, "float32", "cpu", None)
-    passed = all(c.passed for c in checks if c.name.startswith("onnx/"))
+    theirs = [np.asarray(t) for t in _leaves(twin(map_structure(_to_keras, inputs), **{k: map_structure(_to_keras, v) for k, v in arguments.items()}))]
+    before = len(checks)
+    _compare_all(checks, "", {f"onnx/output{i}": o for i, o in enumerate(ours)}, {f"onnx/output{i}": t for i, t in enumerate(theirs)}, "float32", "cpu", None)
+    passed = all(c.passed for c in checks[before:])
     nodes = ", ".join(f"{op} {n}" for op, n in sorted(exported.node_counts.items()))
     result.onnx = f"ok ({exported.nodes} nodes: {nodes})" if passed else "FAILED"
+
+
+# -- helpers --------------------------------------------------------------------------------
 
 
 def _normal(value: Any) -> Any:
@@ -438,35 +417,28 @@ def _normal(value: Any) -> Any:
     return value
 
 
-def _shapes(shape: Any) -> list[Any]:
+def _shape_list(shape: Any) -> list[Any]:
     return list(shape) if isinstance(shape, list) else [shape]
 
 
-def _noise_floor(layer: Layer, twin: Any, data: _Inputs) -> dict[str, float]:
-    config_twin = keras_twin_from_config(layer, dtype="float64", overrides=dict(data.kwargs))
-    for name, variable in keras_weights_by_name(config_twin).items():
-        variable.assign(np.asarray(keras_weights_by_name(twin)[name].numpy(), dtype=np.float64))
-    calls64 = [a.astype(np.float64) for a in data.calls]
-    states = data.states
-    if states is not None:
-        data.states = [s.astype(np.float64) for s in states]
-    out64 = _run_keras(config_twin, data, None, False, calls=calls64)[0][-1][0]
-    data.states = states
-    out32 = _run_keras(twin, data, None, False)[0][-1][0]
-    diff = np.abs(out32.astype(np.float64) - out64)
+def _noise_floor(info: LayerInfo, layer: Layer, twin: Any, case: Case, data: _Data) -> dict[str, float]:
+    twin64 = info.driver.twin(layer, case, dtype="float64")
+    variables32 = keras_variables(twin)
+    for path, variable in keras_variables(twin64).items():
+        variable.assign(np.asarray(variables32[path].numpy(), dtype=np.float64))
+    calls64 = [map_structure(lambda v: v.astype(np.float64) if _is_float(v) else v, inputs) for inputs in data.inputs]
+    info.driver.reset(layer, twin64)
+    out64 = _run_keras(info, twin64, data, [], None, calls64)[0][-1][0].astype(np.float64)
+    info.driver.reset(layer, twin)
+    out32 = _run_keras(info, twin, data, [], None)[0][-1][0].astype(np.float64)
+    diff = np.abs(out32 - out64)
     floor = REL_FLOOR * max(1.0, float(np.abs(out64).max()))
     return {"max_abs_error": float(diff.max()), "max_rel_error": float((diff / np.maximum(np.abs(out64), floor)).max())}
 
 
-def default_tolerance(dtype: str, device: str) -> tuple[float, float]:
-    return tolerance(dtype, device)
-
-
-def run_error_case(info: LayerInfo, case: Any) -> CaseResult:
+def run_error_case(info: LayerInfo, case: ErrorCase) -> CaseResult:
     """Check that a bad construction or input raises the expected error with the expected message."""
-    import re
-
-    result = CaseResult(f"{_snake_name(info)}/error-{case.variant}", info.cls.__name__, "cpu", "float32", passed=False)
+    result = CaseResult(info.error_id(case), info.cls.__name__, "cpu", "float32", passed=False)
     start = time.perf_counter()
     clear_session()  # default names in messages are the first of their kind
     try:
@@ -485,8 +457,3 @@ def run_error_case(info: LayerInfo, case: Any) -> CaseResult:
     result.seconds = round(time.perf_counter() - start, 3)
     return result
 
-
-def _snake_name(info: LayerInfo) -> str:
-    from xlayers.layer import _snake_case
-
-    return _snake_case(info.cls.__name__)

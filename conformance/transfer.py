@@ -1,50 +1,89 @@
-"""Weight transfer between xlayers layers and Keras layers, by name, driven by ``LAYOUT``.
+"""Weight transfer between an xlayers layer and its Keras twin, by full Keras path.
 
-Both directions match each declared weight by its Keras name (the last component of the
-Keras variable's path: ``lstm/lstm_cell/kernel`` is ``kernel``), check the shape against the
-declaration, and copy. Nothing is positional, nothing is transposed by hand: xlayers stores
-Keras's layout, and any other framework's view goes through ``Weight.convert``.
+Both sides are walked the way Keras names weights in its ``.keras`` files: sub-layers by
+attribute name, then each variable by its name (``cell/kernel``,
+``forward_layer/cell/kernel``). xlayers' side is `Layer.walk_weights`, where each weight's
+path comes from its ``LAYOUT`` declaration. Weights are matched by that full path (never by
+their last component, never by position), each shape is checked against the declaration,
+and only then is anything copied: a failed transfer changes nothing. xlayers stores Keras's
+layout, so nothing is transposed here.
 """
 
 from __future__ import annotations
 
+import weakref
 from typing import Any
 
 import numpy as np
 import torch
 
-from xlayers.errors import WeightNameError
-from xlayers.layer import Layer
+from xlayers.errors import WeightNameError, WeightShapeError
+from xlayers.layer import Layer, WeightEntry
 
-__all__ = ["keras_weights_by_name", "to_keras", "from_keras"]
+from .keras_reference import unwrap
 
+__all__ = ["from_keras", "keras_variables", "to_keras"]
 
-def keras_weights_by_name(twin: Any) -> dict[str, Any]:
-    """The Keras layer's variables keyed by their last path component."""
-    twin = getattr(twin, "twin", twin)  # unwrap a ChannelsFirstTwin
-    return {variable.path.split("/")[-1]: variable for variable in twin.weights}
+_PATHS: weakref.WeakKeyDictionary[Any, dict[str, Any]] = weakref.WeakKeyDictionary()  # a twin's walk, done once
 
 
-def _matched(layer: Layer, twin: Any) -> list[tuple[Any, Any]]:
-    variables = keras_weights_by_name(twin)
-    declared = layer.declared_weights()
-    missing = [w.name for w in declared if w.name not in variables]
-    extra = sorted(set(variables) - {w.name for w in declared})
+def keras_variables(twin: Any) -> dict[str, Any]:
+    """The Keras layer's weights keyed by their path inside it, as ``.keras`` files walk them:
+    each layer's own variables by name, then its sub-layers by attribute name (Keras's
+    ``saving_lib._walk_saveable``; a layer reached twice keeps its first path)."""
+    from keras.src.saving import saving_lib
+
+    root = unwrap(twin)
+    cached = _PATHS.get(root)
+    if cached is not None and len(cached) == len(root.weights):
+        return cached
+    weights = {id(v) for v in root.weights}  # leaves out seed-generator state and metrics
+    found: dict[str, Any] = {}
+    seen: set[int] = set()
+
+    def walk(layer: Any, prefix: str) -> None:
+        seen.add(id(layer))
+        for variable in [*layer._trainable_variables, *layer._non_trainable_variables]:
+            if id(variable) in weights:
+                found[prefix + variable.name] = variable
+        for attribute, child in saving_lib._walk_saveable(layer):
+            if hasattr(child, "_trainable_variables") and id(child) not in seen:
+                walk(child, f"{prefix}{attribute}/")
+
+    walk(root, "")
+    _PATHS[root] = found
+    return found
+
+
+def _matched(layer: Layer, twin: Any) -> list[tuple[WeightEntry, Any]]:
+    entries = {entry.path: entry for entry in layer.walk_weights()}
+    variables = keras_variables(twin)
+    missing = [path for path in entries if path not in variables]
+    extra = [path for path in variables if path not in entries]
     if missing or extra:
         raise WeightNameError(
-            f"{layer._label}: the Keras layer's weights do not match the declaration "
-            f"{[w.name for w in declared]}. Received: missing={missing}, unexpected={extra}."
+            f"{layer._label}: the Keras layer's weights do not match the declaration {list(entries)}. "
+            f"Received: missing={missing}, unexpected={extra}."
         )
-    return [(weight, variables[weight.name]) for weight in declared]
+    return [(entry, variables[path]) for path, entry in entries.items()]
+
+
+def _check(entry: WeightEntry, shape: tuple[int, ...]) -> None:
+    if entry.declaration is not None:
+        entry.declaration.check(entry.layer._label, shape, entry.layer._sizes)
+    elif shape != tuple(entry.parameter.shape):
+        raise WeightShapeError(
+            f"{entry.layer._label}: weight `{entry.path}` must have shape {tuple(entry.parameter.shape)}. "
+            f"Received: shape={shape}."
+        )
 
 
 def to_keras(layer: Layer, twin: Any) -> None:
     """Copy ``layer``'s weights into the Keras layer ``twin`` (xlayers -> Keras)."""
-    pairs = _matched(layer, twin)
     values = []
-    for weight, variable in pairs:
-        value = getattr(layer, weight.name).detach().cpu()
-        weight.check(layer.name, tuple(variable.shape), layer._sizes)  # the Keras side has the declared shape
+    for entry, variable in _matched(layer, twin):
+        _check(entry, tuple(variable.shape))  # the Keras side has the declared shape
+        value = entry.parameter.detach().cpu()
         value = value.float() if value.dtype == torch.bfloat16 else value
         values.append((variable, value.numpy().astype(variable.dtype)))
     for variable, value in values:
@@ -53,12 +92,11 @@ def to_keras(layer: Layer, twin: Any) -> None:
 
 def from_keras(layer: Layer, twin: Any) -> None:
     """Copy the Keras layer ``twin``'s weights into ``layer`` (Keras -> xlayers)."""
-    pairs = _matched(layer, twin)
     values = []
-    for weight, variable in pairs:
+    for entry, variable in _matched(layer, twin):
         value = np.asarray(variable.numpy())
-        weight.check(layer.name, value.shape, layer._sizes)
-        values.append((getattr(layer, weight.name), torch.from_numpy(value)))
+        _check(entry, value.shape)
+        values.append((entry.parameter, torch.from_numpy(value)))
     with torch.no_grad():  # every shape checked first: a failed transfer changes nothing
         for parameter, value in values:
             parameter.copy_(value.to(parameter.dtype))

@@ -10,13 +10,16 @@ os.environ.setdefault("TF_ENABLE_ONEDNN_OPTS", "0")
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 import keras  # noqa: E402
+import mpmath  # noqa: E402
 import numpy as np  # noqa: E402
 import pytest  # noqa: E402
+import tensorflow as tf  # noqa: E402
 import torch  # noqa: E402
 from keras.src.activations import ALL_OBJECTS_DICT as KERAS_ACTIVATIONS  # noqa: E402
 
 from xlayers import activations  # noqa: E402
 from xlayers.errors import ArgumentError, ArgumentTypeError, InputShapeError, UnknownNameError  # noqa: E402
+from xlayers.tolerance import Comparison, compare  # noqa: E402
 
 NAMES = activations.names()
 
@@ -85,23 +88,102 @@ def _reference_sparsemax(x: np.ndarray, axis: int = -1) -> np.ndarray:
     return np.moveaxis(np.maximum(x - tau, 0), -1, axis)
 
 
-# Keras 3.15's sparsemax sums the cumulative sums over the support instead of
-# taking the k-th one (keras-team/keras#23425, fixed upstream by #23469), so its
-# output does not sum to 1 when more than one logit survives. xlayers implements
-# the published algorithm; it is compared with a numpy reference instead, and
-# with Keras only on inputs with a support of size 1 (test_sparsemax_matches_keras_one_hot).
-REFERENCE_OVERRIDES = {"sparsemax": _reference_sparsemax}
+# --------------------------------------------------------------------------- #
+# Truth
+# --------------------------------------------------------------------------- #
+# Every case compares xlayers with the truth: the value of the activation's formula at the (exactly
+# representable) input. By default the truth is Keras itself evaluated in float64: for the float32
+# cases its own error is far below the float32 tolerance, and for the float64 cases it is the
+# reference xlayers must reproduce. Where Keras's float64 result is not accurate to float64
+# precision, an exact evaluation of the same formula is the truth instead (EXACT), and Keras's own
+# float64 error against it must stay within its documented quirk (KERAS_F64_ERROR), so Keras's
+# semantics are still checked. Keras's float32 error against the same truth is reported beside
+# ours in every failure, but not asserted: it is Keras's (cancellation, TF's flush-to-zero).
 
-# Keras-with-TF precision quirks (xlayers is the more accurate side in both):
-# * TF's float64 erfc (used by gelu) is only float32-accurate;
-# * tf.nn.leaky_relu keeps `alpha` as a float32 attribute, so 0.2 becomes 0.2000000030.
-F64_RTOL = {"gelu": 2e-5, "leaky_relu": 1e-7, "relu": 1e-7}
+mpmath.mp.dps = 60  # squareplus's textbook form loses ~2*log10(|x|) digits: 8 at x=-1e4
+_SQRT_2_OVER_PI = mpmath.sqrt(2 / mpmath.pi)
+
+
+def _exact(formula):
+    """Applies ``formula(x: mpf, **kwargs) -> mpf`` to every element, in 60-digit arithmetic."""
+
+    def reference(x: np.ndarray, **kwargs) -> np.ndarray:
+        values = [float(formula(mpmath.mpf(float(v)), **kwargs)) for v in np.asarray(x, np.float64).ravel()]
+        return np.array(values, np.float64).reshape(np.shape(x))
+
+    return reference
+
+
+def _exact_relu(x, negative_slope=0.0, max_value=None, threshold=0.0):
+    # Keras: x * (x > threshold), clipped to [0, max_value] if given, minus negative_slope * relu(threshold - x).
+    y = x if x > threshold else mpmath.mpf(0)
+    if max_value is not None:
+        y = min(max(y, 0), mpmath.mpf(max_value))
+    return y - mpmath.mpf(negative_slope) * max(mpmath.mpf(threshold) - x, 0)
+
+
+def _exact_gelu(x, approximate=False):
+    if approximate:
+        return x * (1 + mpmath.tanh(_SQRT_2_OVER_PI * (x + mpmath.mpf("0.044715") * x**3))) / 2
+    return x * mpmath.erfc(-x / mpmath.sqrt(2)) / 2
+
+
+def _reference_sparsemax(x: np.ndarray, axis: int = -1) -> np.ndarray:
+    """Martins & Astudillo (2016), Algorithm 1, in numpy."""
+    x = np.moveaxis(x, axis, -1)
+    z = -np.sort(-x, axis=-1)
+    k = np.arange(1, x.shape[-1] + 1)
+    cumsum = np.cumsum(z, axis=-1)
+    support = 1 + k * z > cumsum
+    k_z = support.sum(axis=-1, keepdims=True)
+    tau = (np.take_along_axis(cumsum, k_z - 1, axis=-1) - 1) / k_z
+    return np.moveaxis(np.maximum(x - tau, 0), -1, axis)
+
+
+EXACT = {
+    "gelu": _exact(_exact_gelu),
+    "leaky_relu": _exact(lambda x, negative_slope=0.2: x if x >= 0 else mpmath.mpf(negative_slope) * x),
+    "relu": _exact(_exact_relu),
+    "squareplus": _exact(lambda x, b=4: (x + mpmath.sqrt(x * x + b)) / 2),
+    # Keras 3.15's sparsemax sums the cumulative sums over the support instead of taking the k-th
+    # one (keras-team/keras#23425, fixed upstream by #23469), so its output does not sum to 1 when
+    # more than one logit survives. xlayers implements the published algorithm (float64 numpy here);
+    # it meets Keras only on supports of size 1 (test_sparsemax_matches_keras_one_hot).
+    "sparsemax": _reference_sparsemax,
+}
+
+# (rtol, atol) within which Keras's float64 result meets the exact truth, and why it is not closer.
+# xlayers is held to F64_TOLERANCE on the same cases.
+KERAS_F64_ERROR = {
+    "gelu": ((2e-5, 1e-14), "TF's float64 erfc is only float32-accurate"),
+    "leaky_relu": ((1e-7, 1e-14), "tf.nn.leaky_relu keeps `alpha` as a float32 attribute: 0.2 becomes 0.2000000030"),
+    "relu": ((1e-7, 1e-14), "a `negative_slope` without cap or threshold goes to tf.nn.leaky_relu (float32 alpha)"),
+    "squareplus": (
+        (1e-6, 1e-14),
+        "(x + sqrt(x**2 + b)) / 2 cancels for x << 0, keeping an ulp of |x| in a result of b / (4|x|): "
+        "7e-8 relative at x=-1e4 with b=1",
+    ),
+}
+KERAS_DEVIATIONS = {"sparsemax": "keras-team/keras#23425 (see EXACT)"}
+
+# float32: the policy (xlayers/tolerance.py). float64: single elementwise ops with no accumulation,
+# held to a few units in the last place, tighter than the policy's float64 row (deep sums).
+F64_TOLERANCE = (1e-12, 1e-14)
 
 
 def _keras_result(name, x, kwargs):
-    if name in REFERENCE_OVERRIDES:
-        return REFERENCE_OVERRIDES[name](x.astype(np.float64), **kwargs).astype(x.dtype)
     return keras.ops.convert_to_numpy(keras.activations.get(name)(x, **kwargs))
+
+
+def _truth(name, x, kwargs):
+    """The float64 truth at ``x`` (see above)."""
+    x = np.asarray(x, np.float64)
+    return EXACT[name](x, **kwargs) if name in EXACT else _keras_result(name, x, kwargs)
+
+
+def _compare(actual, truth, dtype, override=None) -> Comparison:
+    override = override if override is not None else (F64_TOLERANCE if dtype == "float64" else None)
+    return compare(actual, truth, dtype, override=override, elementwise=True)
 
 
 def test_registry_matches_keras():
@@ -115,14 +197,79 @@ def test_matches_keras(name, kwargs, dtype):
     x = _inputs(dtype)
     ours = activations.get(name)(torch.from_numpy(x), **kwargs)
     assert ours.dtype == torch.from_numpy(x).dtype
-    ours = ours.numpy()
     theirs = _keras_result(name, x, kwargs)
     assert ours.shape == theirs.shape
-    if dtype == "float32":
-        rtol, atol = 2e-6, 1e-6
-    else:
-        rtol, atol = F64_RTOL.get(name, 1e-12), 1e-14
-    np.testing.assert_allclose(ours, theirs, rtol=rtol, atol=atol)
+    truth = _truth(name, x, kwargs)
+    mine, keras_error = _compare(ours, truth, dtype), _compare(theirs, truth, dtype)
+    report = f"{mine.describe('xlayers vs truth')}; for reference, {keras_error.describe(f'Keras {dtype} vs truth')}"
+    assert mine.passed, report
+    if dtype == "float64" and name not in KERAS_DEVIATIONS:
+        bound, reason = KERAS_F64_ERROR.get(name, (F64_TOLERANCE, ""))
+        keras_error = _compare(theirs, truth, dtype, override=bound)
+        assert keras_error.passed, f"Keras moved from the truth ({reason}): {keras_error.describe('Keras vs truth')}"
+
+
+def _worst_point(x, ours, theirs, truth):
+    """Where the two float32 results differ most from the truth, relative to it."""
+    rel = lambda a: np.abs(a.astype(np.float64) - truth) / np.abs(truth)  # noqa: E731
+    i = int(np.argmax(np.maximum(rel(ours), rel(theirs))))
+    return float(x[i]), float(rel(ours)[i]), float(rel(theirs)[i])
+
+
+@pytest.mark.parametrize("b", [4.0, 1.0])
+def test_squareplus_does_not_cancel_where_keras_does(b):
+    """Keras's float32 ``(x + sqrt(x**2 + b)) / 2`` subtracts nearly equal numbers for x << 0: it
+    gives 0 at x=-1e4 (1e8 + b rounds to 1e8 in float32; the truth is b / 4e4) and keeps ~12 bits
+    at x=-88 (how many depends on the CPU's float32 sqrt). xlayers's form keeps full precision."""
+    x = np.array([-1e4, -1e3, -88.0, -20.0, -3.0, -0.5, 0.0, 0.5, 3.0, 88.0, 1e4], np.float32)
+    truth = EXACT["squareplus"](x, b=b)
+    ours = activations.squareplus(torch.from_numpy(x), b=b).numpy()
+    theirs = _keras_result("squareplus", x, dict(b=b))
+    at, ours_rel, keras_rel = _worst_point(x, ours, theirs, truth)
+    report = f"worst point x={at}: xlayers rel error {ours_rel:.2e}, Keras float32 {keras_rel:.2e}"
+    mine = _compare(ours, truth, "float32")
+    assert mine.passed, f"{mine.describe('xlayers vs truth')}; {report}"
+    # Not only within the policy: within a few float32 ulps everywhere.
+    assert _max_ulps(ours, truth) < 4, report
+    assert theirs[0] == 0.0 and keras_rel == 1.0, f"Keras's squareplus no longer cancels at x=-1e4; {report}"
+
+
+def _exact_squareplus_derivative(x: np.ndarray, b: float) -> np.ndarray:
+    """d/dx (x + s) / 2 = (x + s) / (2 s) with s = sqrt(x**2 + b); undefined (NaN) where s = 0."""
+
+    def derivative(v):
+        s = mpmath.sqrt(v * v + b)
+        return (v + s) / (2 * s) if s != 0 else mpmath.nan
+
+    return _exact(derivative)(x)
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+@pytest.mark.parametrize("b", [4.0, 1.0, 0.0])
+def test_squareplus_gradient(dtype, b):
+    """Autograd through the cancellation-free form gives the derivative to the dtype's precision
+    (the textbook form's gradient cancels like its value), with the textbook form's NaN at the one
+    point where the derivative is undefined (x = 0 with b = 0)."""
+    x = _inputs(dtype)
+    leaf = torch.from_numpy(x).requires_grad_()
+    activations.squareplus(leaf, b=b).sum().backward()
+    truth = _exact_squareplus_derivative(x, b)
+    variable = tf.Variable(x)
+    with tf.GradientTape() as tape:
+        total = tf.reduce_sum(keras.activations.squareplus(variable, b=b))
+    theirs = tape.gradient(total, variable).numpy()
+    mine, keras_error = _compare(leaf.grad, truth, dtype), _compare(theirs, truth, dtype)
+    report = f"{mine.describe('xlayers gradient vs truth')}; for reference, {keras_error.describe('Keras')}"
+    assert mine.passed, report
+    assert np.array_equal(np.isnan(leaf.grad.numpy()), np.isnan(truth)), report
+    assert _max_ulps(leaf.grad.numpy(), truth) < 4, report
+
+
+def _max_ulps(actual: np.ndarray, truth: np.ndarray) -> float:
+    """Greatest relative error in units of the dtype's epsilon, over finite non-zero truths."""
+    defined = np.isfinite(truth) & (truth != 0)
+    rel = np.abs(actual[defined].astype(np.float64) - truth[defined]) / np.abs(truth[defined])
+    return float(rel.max() / np.finfo(actual.dtype).eps)
 
 
 @pytest.mark.parametrize("dtype", [torch.float16, torch.bfloat16, torch.float64])
@@ -209,8 +356,17 @@ def test_bad_identifiers():
         activations.serialize(lambda x: x)
     with pytest.raises(InputShapeError, match="even size"):
         activations.glu(torch.zeros(2, 5))
-    with pytest.raises(TypeError):
-        activations.get("threshold")(torch.zeros(3))  # required args, as in Keras
+    # Required arguments, as in Keras (which raises Python's TypeError for missing positionals).
+    pattern = (
+        r"^the `threshold` activation needs `threshold` and `default_value` \(required, as in Keras; .*\)\. "
+        r"Received: threshold=None, default_value=None\.$"
+    )
+    with pytest.raises(ArgumentTypeError, match=pattern):
+        activations.get("threshold")(torch.zeros(3))
+    with pytest.raises(ArgumentTypeError, match=r"Received: threshold=0\.5, default_value=None\.$"):
+        activations.threshold(torch.zeros(3), 0.5)
+    with pytest.raises(TypeError, match=r"missing 2 required positional arguments"):
+        keras.activations.threshold(np.zeros(3, np.float32))
 
 
 def test_keras_documented_values():

@@ -4,6 +4,9 @@ Keras equivalence over every argument value and the error messages are registry 
 `conformance/cases/core.py`, run by `tests/test_conformance.py`.
 """
 
+from __future__ import annotations
+
+import keras
 import numpy as np
 import pytest
 import torch
@@ -12,7 +15,7 @@ from conformance.keras_reference import keras_call, keras_twin
 from conformance.testing import check_layer, randomize_weights
 from xlayers.tolerance import assert_close
 from xlayers import Dense, Masking
-from xlayers.errors import InputDtypeError, InputShapeError
+from xlayers.errors import ArgumentTypeError, InputDtypeError, InputShapeError
 
 
 def test_dense_checklist():
@@ -44,9 +47,13 @@ def test_sparsemax_follows_the_paper_where_keras_differs():
     layer(torch.from_numpy(x))
     randomize_weights(layer)
     pre_activation = (torch.from_numpy(x) @ layer.kernel + layer.bias).detach().numpy()
+    expected = _sparsemax_reference(pre_activation)
+    assert ((expected > 0).sum(-1) > 1).any(), "every support has size 1, where Keras agrees: pick other inputs"
     out = layer(torch.from_numpy(x)).detach()
-    assert_close(out, _sparsemax_reference(pre_activation))
+    assert_close(out, expected)
     torch.testing.assert_close(out.sum(-1), torch.ones(3))
+    theirs = keras_call(keras_twin(layer), x)[0]
+    assert not np.allclose(theirs, expected, atol=1e-3), "Keras fixed sparsemax (keras#23425): compare with Keras"
 
 
 def test_dense_lora_alpha_scales_the_update():
@@ -66,22 +73,36 @@ def test_masking_emits_mask():
     x = np.random.randn(3, 5, 4).astype(np.float32)
     x[0, 3:] = 0.0
     x[2, 1] = 0.0
+    x[1, 2, :3] = 0.0  # a step with some features at the mask value is kept: a step is masked only if all are
     layer = Masking(0.0)
-    layer(torch.from_numpy(x))
+    out = layer(torch.from_numpy(x))
     mask = layer.compute_mask(torch.from_numpy(x))
-    assert mask.tolist() == np.any(x != 0.0, axis=-1).tolist()
+    expected = [[True] * 5, [True] * 5, [True, False, True, True, True]]
+    expected[0][3:] = [False, False]
+    assert mask.tolist() == expected
+    twin = keras.layers.Masking(0.0)
+    assert mask.tolist() == np.asarray(twin.compute_mask(x)).tolist()
+    np.testing.assert_array_equal(out.numpy(), np.asarray(twin(x)))
 
 
 def test_threshold_is_refused_by_name_as_in_keras():
     layer = Dense(6, activation="threshold")  # Keras's threshold needs `threshold` and `default_value`
-    with pytest.raises(TypeError):
+    pattern = (
+        r"^`Dense` layer 'dense': the `threshold` activation needs `threshold` and `default_value` "
+        r"\(required, as in Keras; .*\)\. Received: threshold=None, default_value=None\.$"
+    )
+    with pytest.raises(ArgumentTypeError, match=pattern):
         layer(torch.randn(2, 3))
+    with pytest.raises(TypeError, match=r"threshold\(\) missing 2 required positional arguments"):
+        keras.layers.Dense(6, activation="threshold")(np.zeros((2, 3), np.float32))
 
 
 def test_dense_bad_input_types():
     layer = Dense(3)
     layer(torch.randn(2, 4))
-    with pytest.raises(InputDtypeError, match=r"expected a torch tensor or numpy array\. Received: type=str"):
+    message = r"^`Dense` layer 'dense': expected a torch tensor or numpy array\. Received: type=str\.$"
+    with pytest.raises(InputDtypeError, match=message):
         layer("abc")
-    with pytest.raises(InputShapeError, match=r"rank >= 2"):
+    message = r"^`Dense` layer 'dense_1': expected an input of rank >= 2\. Received: input shape=\(4,\)\.$"
+    with pytest.raises(InputShapeError, match=message):
         Dense(3)(torch.randn(4))  # also before the first build

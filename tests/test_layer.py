@@ -9,8 +9,8 @@ import pytest
 import torch
 
 import xlayers
-from xlayers import Dense, Layer
-from xlayers.errors import InputDeviceError, NotBuiltError, WeightShapeError
+from xlayers import Dense, InputSpec, Layer
+from xlayers.errors import InputDeviceError, InputDtypeError, InputShapeError, NotBuiltError, WeightShapeError
 
 
 class Linear(Layer):
@@ -71,7 +71,7 @@ def test_get_set_weights_keras_order_and_errors():
     before = [w.copy() for w in layer.get_weights()]
     with pytest.raises(WeightShapeError, match=r"`Dense` layer 'dense': weight `kernel` must have shape \(in=2, units=3\) in keras layout\. Received: shape=\(3, 2\)"):
         layer.set_weights([kernel.T, bias])
-    with pytest.raises(WeightShapeError, match=r"expected 2 weights \(dense/kernel, dense/bias\)\. Received: 1 weights"):
+    with pytest.raises(WeightShapeError, match=r"^`Dense` layer 'dense': expected 2 weights \(kernel, bias\)\. Received: 1 weights"):
         layer.set_weights([kernel])
     with pytest.raises(WeightShapeError):
         layer.set_weights([kernel, bias[:2]])  # the kernel must not have been written before the check failed
@@ -188,3 +188,55 @@ def test_unknown_kwargs_and_bad_dtype():
         Linear(2, foo=3)
     with pytest.raises(TypeError, match=r"`dtype` must be a torch dtype"):
         Dense(2, dtype="float8")
+
+
+class PairInputs(Layer):
+    """Two inputs, as a merge layer takes them: (batch, n) and (batch, t, n)."""
+
+    def __init__(self, **kwargs):
+        super().__init__(**kwargs)
+        self.input_spec = [InputSpec(ndim=2, name="a"), InputSpec(ndim=3, name="b")]
+        self.seen = None
+
+    def build(self, input_shape):
+        self.seen = input_shape
+        self.w = self.add_weight((input_shape[0][-1],), initializer="ones", name="w")
+
+    def call(self, inputs):
+        a, b = inputs
+        return b * (a * self.w).unsqueeze(1)
+
+
+class TokenTable(Layer):
+    def __init__(self, **kwargs):
+        super().__init__(**kwargs)
+        self.input_spec = {"ids": InputSpec(ndim=2, dtype="int", name="ids"), "scale": InputSpec(ndim=2, name="scale")}
+
+    def build(self, input_shape):
+        self.table = self.add_weight((10, input_shape["scale"][-1]), initializer="ones", name="table")
+
+    def call(self, inputs):
+        return self.table[inputs["ids"]] * inputs["scale"].unsqueeze(1)
+
+
+def test_several_inputs_build_with_the_structure_of_shapes_and_keep_one_spec_each():
+    layer = PairInputs()
+    out = layer([torch.randn(2, 3, dtype=torch.float64), torch.randn(2, 5, 3)])
+    assert layer.seen == [(2, 3), (2, 5, 3)] and out.shape == (2, 5, 3) and out.dtype == torch.float32
+    with pytest.raises(InputShapeError, match=r"^`PairInputs` layer 'pair_inputs': expected input `b` of rank 3\. Received: input shape=\(2, 3\)"):
+        layer([torch.randn(2, 3), torch.randn(2, 3)])
+    with pytest.raises(InputShapeError, match=r"^`PairInputs` layer 'pair_inputs': expected 2 inputs\. Received: a single input"):
+        layer(torch.randn(2, 3))
+    with pytest.raises(InputShapeError, match=r"^`PairInputs` layer 'pair_inputs': expected 2 inputs\. Received: 3 inputs"):
+        layer([torch.randn(2, 3)] * 3)
+
+
+def test_integer_inputs_are_taken_as_they_are_and_dict_inputs_keep_their_keys():
+    layer = TokenTable()
+    ids = torch.tensor([[1, 2], [3, 9]], dtype=torch.int32)
+    out = layer({"ids": ids, "scale": torch.full((2, 4), 2.0)})
+    assert out.shape == (2, 2, 4) and torch.equal(out, torch.full((2, 2, 4), 2.0))
+    with pytest.raises(InputDtypeError, match=r"^`TokenTable` layer 'token_table': expected an integer input `ids`\. Received: dtype=float32"):
+        layer({"ids": ids.float(), "scale": torch.ones(2, 4)})
+    with pytest.raises(InputShapeError, match=r"expected inputs \['ids', 'scale'\]\. Received: \['ids'\]"):
+        layer({"ids": ids})

@@ -15,15 +15,6 @@ FRAMEWORKS = ("keras", "torch", "onnx")
 
 
 @pytest.mark.parametrize("cls", LAYOUT_CLASSES, ids=lambda c: c.__name__)
-def test_views_are_permutations_and_gates_are_reorders(cls):
-    for weight in cls.LAYOUT:
-        for framework in FRAMEWORKS:
-            assert sorted(weight.order(framework)) == sorted(weight.axes)
-            if weight.gates:
-                assert sorted(weight.gate_order(framework)) == sorted(weight.gates)
-
-
-@pytest.mark.parametrize("cls", LAYOUT_CLASSES, ids=lambda c: c.__name__)
 def test_round_trips_are_bit_exact(cls):
     for weight in cls.LAYOUT:
         sizes = {axis: 2 + i for i, axis in enumerate(weight.axes)}
@@ -59,15 +50,28 @@ def test_describe_names_axes():
     assert weight.describe({"in": 5, "units": 3}) == "(in=5, 4*units=12)"
 
 
-@pytest.mark.parametrize(
-    "layer, shape",
-    [(xlayers.Dense(3), (2, 5)), (xlayers.Conv2D(4, (2, 3), groups=2), (2, 6, 7, 4))],
-    ids=["Dense", "Conv2D"],
-)
-def test_parameters_equal_the_declaration(layer: Layer, shape):
-    layer(torch.randn(*shape))
-    declared = {w.name: w.shape(layer._sizes) for w in layer.declared_weights()}
-    assert {n: tuple(p.shape) for n, p in layer.named_parameters()} == declared
+def test_walk_yields_keras_paths_in_keras_order_through_containers():
+    lstm = xlayers.LSTM(3, name="rnn")
+    model = xlayers.Sequential([xlayers.Dense(4, name="d"), lstm], name="seq")
+    model(torch.randn(2, 5, 6))
+    entries = list(model.walk_weights())
+    assert [e.path for e in entries] == ["d/kernel", "d/bias", "rnn/cell/kernel", "rnn/cell/recurrent_kernel", "rnn/cell/bias"]
+    assert [e.parameter for e in entries] == model.weights
+    assert entries[2].layer is lstm and entries[2].declaration is lstm._declared["kernel"]
+
+
+def test_walk_names_weights_made_by_add_weight():
+    class Scale(xlayers.Layer):
+        def build(self, input_shape):
+            self.scale = self.add_weight((input_shape[-1],), initializer="ones", name="scale")
+
+        def call(self, inputs):
+            return inputs * self.scale
+
+    layer = Scale()
+    layer(torch.randn(2, 3))
+    (entry,) = layer.walk_weights()
+    assert (entry.path, entry.declaration, tuple(entry.parameter.shape)) == ("scale", None, (3,))
 
 
 @pytest.mark.parametrize("cls", LAYOUT_CLASSES, ids=lambda c: c.__name__)

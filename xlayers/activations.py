@@ -15,7 +15,7 @@ Use :func:`get` to resolve an identifier (name, ``None`` or callable) and
 
 from __future__ import annotations
 
-from typing import Callable, Optional, Sequence, Union
+from collections.abc import Callable, Sequence
 
 import torch
 import torch.nn.functional as F
@@ -62,7 +62,7 @@ __all__ = [
     "names",
 ]
 
-Axis = Union[int, Sequence[int], None]
+Axis = int | Sequence[int] | None
 
 # SELU constants (Klambauer et al., 2017), identical to TF / PyTorch.
 SELU_ALPHA = 1.6732632423543772848170429916717
@@ -77,7 +77,7 @@ _SQRT_2_OVER_PI = 0.7978845608028654  # sqrt(2 / pi)
 def relu(
     x: Tensor,
     negative_slope: float = 0.0,
-    max_value: Optional[float] = None,
+    max_value: float | None = None,
     threshold: float = 0.0,
 ) -> Tensor:
     """Rectified linear unit: ``max(x, 0)`` with Keras's optional extensions.
@@ -164,7 +164,7 @@ def celu(x: Tensor, alpha: float = 1.0) -> Tensor:
     return torch.clamp(x, min=0.0) + alpha * torch.expm1(torch.clamp(x, max=0.0) / alpha)
 
 
-def threshold(x: Tensor, threshold: float, default_value: float) -> Tensor:
+def threshold(x: Tensor, threshold: float | None = None, default_value: float | None = None) -> Tensor:
     """Threshold: ``x`` if ``x > threshold`` else ``default_value``.
 
     Like Keras, both parameters are required, so ``get("threshold")`` returns a
@@ -175,7 +175,17 @@ def threshold(x: Tensor, threshold: float, default_value: float) -> Tensor:
         x: Input tensor.
         threshold: Values above it are kept.
         default_value: Value used where ``x <= threshold``.
+
+    Raises:
+        ArgumentTypeError: ``threshold`` or ``default_value`` is missing (a ``TypeError``,
+            as Keras raises for the missing positional arguments).
     """
+    if threshold is None or default_value is None:
+        raise ArgumentTypeError(
+            "the `threshold` activation needs `threshold` and `default_value` (required, as in Keras; bind "
+            "them, e.g. with functools.partial, to use it as a one-argument activation). "
+            f"Received: threshold={threshold!r}, default_value={default_value!r}."
+        )
     return torch.where(x > threshold, x, torch.full_like(x, default_value))
 
 
@@ -230,14 +240,17 @@ def silu(x: Tensor) -> Tensor:
 def gelu(x: Tensor, approximate: bool = False) -> Tensor:
     """Gaussian error linear unit: ``0.5 * x * (1 + erf(x / sqrt(2)))``.
 
-    With ``approximate=True``: ``0.5 * x * (1 + tanh(sqrt(2 / pi) * (x + 0.044715 * x**3)))``.
+    With ``approximate=True``: ``0.5 * x * (1 + tanh(sqrt(2 / pi) * (x + 0.044715 * x**3)))``,
+    computed as the equal ``x * sigmoid(2 * sqrt(2 / pi) * (x + 0.044715 * x**3))``
+    (``1 + tanh(z) = 2 * sigmoid(2 * z)``), which keeps full relative precision in the
+    negative tail where ``1 + tanh(z)`` cancels.
 
     Args:
         x: Input tensor.
         approximate: Whether to use the tanh approximation (Keras default ``False``).
     """
     if approximate:
-        return 0.5 * x * (1.0 + torch.tanh(_SQRT_2_OVER_PI * (x + 0.044715 * torch.pow(x, 3))))
+        return x * torch.sigmoid((2.0 * _SQRT_2_OVER_PI) * (x + 0.044715 * torch.pow(x, 3)))
     # erfc(-x / sqrt(2)) == 1 + erf(x / sqrt(2)), but keeps full relative precision
     # in the negative tail (as TensorFlow's kernel does).
     return 0.5 * x * torch.special.erfc(-x * _SQRT_HALF)
@@ -255,11 +268,20 @@ def mish(x: Tensor) -> Tensor:
 def squareplus(x: Tensor, b: float = 4) -> Tensor:
     """Squareplus: ``(x + sqrt(x**2 + b)) / 2``.
 
+    Computed without cancellation: with ``s = sqrt(x**2 + b)``, the result is
+    ``(x + s) / 2`` for ``x >= 0`` and the equal ``b / (2 * (s - x))`` for ``x < 0``
+    (``(s + x) * (s - x) = b``). The textbook form subtracts two nearly equal numbers
+    for ``x << 0``: in float32 it gives ``squareplus(-1e4) = 0`` instead of ``1e-4``,
+    and ``squareplus(-88)`` with only 12 correct bits (Keras computes it that way).
+
     Args:
         x: Input tensor.
         b: Smoothness parameter.
     """
-    return (x + torch.sqrt(torch.square(x) + b)) / 2
+    s = torch.sqrt(torch.square(x) + b)
+    # `s + |x|` is `s - x` where it is used (x < 0) and stays >= s > 0 elsewhere, so the
+    # branch not taken has no infinities to turn into NaN gradients.
+    return torch.where(x < 0, (b / 2) / (s + torch.abs(x)), (x + s) / 2)
 
 
 def log_sigmoid(x: Tensor) -> Tensor:
@@ -376,7 +398,7 @@ def sparse_sigmoid(x: Tensor) -> Tensor:
 # --------------------------------------------------------------------------- #
 # Activations over an axis
 # --------------------------------------------------------------------------- #
-def _reduction_dims(x: Tensor, axis: Axis, name: str) -> Optional[tuple]:
+def _reduction_dims(x: Tensor, axis: Axis, name: str) -> tuple[int, ...] | None:
     """Normalises ``axis`` to a tuple of dims, or ``None`` for a single int axis."""
     if axis is None:
         return tuple(range(x.dim()))
@@ -468,7 +490,7 @@ hard_swish = hard_silu
 # --------------------------------------------------------------------------- #
 # Registry
 # --------------------------------------------------------------------------- #
-_BUILTINS: tuple = (
+_BUILTINS: tuple[Callable[..., Tensor], ...] = (
     celu,
     elu,
     exponential,
@@ -501,16 +523,16 @@ _BUILTINS: tuple = (
     threshold,
 )
 
-_REGISTRY: dict = {fn.__name__: fn for fn in _BUILTINS}
+_REGISTRY: dict[str, Callable[..., Tensor]] = {fn.__name__: fn for fn in _BUILTINS}
 _REGISTRY["swish"] = silu
 _REGISTRY["hard_swish"] = hard_silu
 
 # Function object -> canonical Keras name (aliases serialise to the real name).
-_CANONICAL: dict = {fn: fn.__name__ for fn in _BUILTINS}
+_CANONICAL: dict[Callable[..., Tensor], str] = {fn: fn.__name__ for fn in _BUILTINS}
 _NAMES: NameTable[Callable[..., Tensor]] = NameTable("activation", _REGISTRY)
 
 
-def names() -> list:
+def names() -> list[str]:
     """Returns every activation name :func:`get` accepts, sorted.
 
     Returns:
@@ -519,7 +541,7 @@ def names() -> list:
     return _NAMES.names()
 
 
-def get(identifier: Union[str, Callable[..., Tensor], dict, None]) -> Callable[..., Tensor]:
+def get(identifier: str | Callable[..., Tensor] | dict[str, object] | None) -> Callable[..., Tensor]:
     """Resolves an activation identifier to a function.
 
     Args:
@@ -554,7 +576,7 @@ def get(identifier: Union[str, Callable[..., Tensor], dict, None]) -> Callable[.
     )
 
 
-def serialize(activation: Union[str, Callable[..., Tensor], None]) -> str:
+def serialize(activation: str | Callable[..., Tensor] | None) -> str:
     """Returns the canonical Keras name of a built-in activation.
 
     Aliases serialise to the name Keras stores (``swish`` -> ``"silu"``,

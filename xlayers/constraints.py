@@ -10,7 +10,8 @@ resolve an identifier and :func:`serialize` for the Keras serialized form.
 
 from __future__ import annotations
 
-from typing import Any, Callable, Dict, Optional, Sequence, Union
+from collections.abc import Callable, Sequence
+from typing import Any
 
 import torch
 from torch import Tensor
@@ -22,10 +23,10 @@ __all__ = ["Constraint", "MaxNorm", "MinMaxNorm", "NonNeg", "UnitNorm", "get", "
 
 _EPSILON = 1e-7  # keras.backend.epsilon()
 
-AxisLike = Union[int, Sequence[int]]
+AxisLike = int | Sequence[int]
 
 
-def _check_axis(axis: Any) -> Union[int, list]:
+def _check_axis(axis: Any) -> int | list[int]:
     if isinstance(axis, bool):
         raise ArgumentTypeError(f"`axis` must be an int or a list of ints. Received: axis={axis!r}.")
     if isinstance(axis, int):
@@ -35,13 +36,13 @@ def _check_axis(axis: Any) -> Union[int, list]:
     raise ArgumentTypeError(f"`axis` must be an int or a list of ints. Received: axis={axis!r}.")
 
 
-def _check_number(value: Any, name: str) -> Union[int, float]:
+def _check_number(value: Any, name: str) -> int | float:
     if isinstance(value, bool) or not isinstance(value, (int, float)):
         raise ArgumentTypeError(f"`{name}` must be a number. Received: {name}={value!r}.")
     return value
 
 
-def _norms(w: Tensor, axis: Union[int, list]) -> Tensor:
+def _norms(w: Tensor, axis: int | list[int]) -> Tensor:
     dims = axis if isinstance(axis, int) else tuple(axis)
     return torch.sqrt(torch.sum(torch.square(w), dim=dims, keepdim=True))
 
@@ -57,16 +58,16 @@ class Constraint:
         """
         return w
 
-    def get_config(self) -> Dict[str, Any]:
+    def get_config(self) -> dict[str, Any]:
         """Returns the constructor arguments as a JSON-serialisable dict."""
         return {}
 
     @classmethod
-    def from_config(cls, config: Dict[str, Any]) -> "Constraint":
+    def from_config(cls, config: dict[str, Any]) -> Constraint:
         """Builds a constraint from the output of :meth:`get_config`.
 
         Args:
-            config: Dict of constructor arguments.
+            config: The constructor arguments, as :meth:`get_config` returns them.
         """
         return cls(**config)
 
@@ -105,7 +106,7 @@ class MaxNorm(Constraint):
         desired = torch.clamp(norms, 0, self.max_value)
         return w * (desired / (_EPSILON + norms))
 
-    def get_config(self) -> Dict[str, Any]:
+    def get_config(self) -> dict[str, Any]:
         return {"max_value": self.max_value, "axis": self.axis}
 
 
@@ -139,7 +140,7 @@ class UnitNorm(Constraint):
         """
         return w / (_EPSILON + _norms(w, self.axis))
 
-    def get_config(self) -> Dict[str, Any]:
+    def get_config(self) -> dict[str, Any]:
         return {"axis": self.axis}
 
 
@@ -173,24 +174,24 @@ class MinMaxNorm(Constraint):
         desired = self.rate * torch.clamp(norms, self.min_value, self.max_value) + (1 - self.rate) * norms
         return w * (desired / (_EPSILON + norms))
 
-    def get_config(self) -> Dict[str, Any]:
+    def get_config(self) -> dict[str, Any]:
         return {"min_value": self.min_value, "max_value": self.max_value, "rate": self.rate, "axis": self.axis}
 
 
 _CLASSES = (MaxNorm, MinMaxNorm, NonNeg, UnitNorm)
-_REGISTRY: Dict[str, type] = {cls.__name__: cls for cls in _CLASSES}
+_REGISTRY: dict[str, type[Constraint]] = {cls.__name__: cls for cls in _CLASSES}
 _REGISTRY.update({"max_norm": MaxNorm, "min_max_norm": MinMaxNorm, "non_neg": NonNeg, "unit_norm": UnitNorm})
 _NAMES = Registry("constraint", "keras.constraints", Constraint, _REGISTRY)
 
 
-def names() -> list:
+def names() -> list[str]:
     """Returns every constraint name :func:`get` accepts, sorted."""
     return _NAMES.names()
 
 
 def get(
-    identifier: Union[str, Dict[str, Any], Constraint, type, Callable[[Tensor], Tensor], None],
-) -> Optional[Callable[[Tensor], Tensor]]:
+    identifier: str | dict[str, Any] | Constraint | type[Constraint] | Callable[[Tensor], Tensor] | None,
+) -> Callable[[Tensor], Tensor] | None:
     """Resolves a constraint identifier.
 
     Args:
@@ -209,7 +210,7 @@ def get(
     return _NAMES.get(identifier)
 
 
-def serialize(constraint: Union[Constraint, str, Dict[str, Any], None]) -> Optional[Dict[str, Any]]:
+def serialize(constraint: Constraint | str | dict[str, Any] | None) -> dict[str, Any] | None:
     """Returns the Keras serialized form ``{"module", "class_name", "config", "registered_name"}``.
 
     Args:

@@ -5,9 +5,15 @@ device=None)`` that returns a new tensor. ``shape`` is the Keras-layout shape
 (e.g. ``(in, out)`` for a dense kernel, ``(kh, kw, in, out)`` for a 2-D conv
 kernel): fans are computed from it exactly as Keras does (:func:`compute_fans`).
 
-Seeding: ``seed=<int>`` makes an initializer deterministic: the same seed and
+Determinism: an initializer is *deterministic* (:attr:`Initializer.deterministic`,
+:func:`is_deterministic`) when its values are a function of its configuration, the
+shape and the dtype alone (``Zeros``, ``Ones``, ``Constant``, ``Identity``, ``STFT``):
+it returns the same tensor on every call, and Keras's twin returns the same values.
+Random initializers are not, seeded or not: compare them with Keras by distribution.
+
+Seeding: ``seed=<int>`` makes a random initializer reproducible: the same seed and
 shape give the same tensor on every call, whatever the state of the global torch
-RNG (a private ``torch.Generator`` is seeded from it). ``seed=None`` draws from
+RNG (a private ``torch.Generator`` is seeded from it; Keras's draws differ). ``seed=None`` draws from
 the global torch RNG (``torch.manual_seed`` controls it). Random numbers are
 always drawn on the CPU (in float32, or float64 when that dtype is requested),
 then cast and moved to ``device``, so a seeded result does not depend on the
@@ -20,7 +26,8 @@ Use :func:`get` to resolve an identifier and :func:`serialize` for the Keras
 from __future__ import annotations
 
 import math
-from typing import Any, Callable, Dict, Iterable, Optional, Sequence, Tuple, Union
+from collections.abc import Callable, Iterable, Sequence
+from typing import Any, ClassVar
 
 import torch
 from torch import Tensor
@@ -47,20 +54,21 @@ __all__ = [
     "LecunNormal",
     "Orthogonal",
     "compute_fans",
+    "is_deterministic",
     "get",
     "serialize",
     "names",
 ]
 
-ShapeLike = Union[int, Sequence[int], torch.Size]
-DTypeLike = Union[torch.dtype, str, None]
-DeviceLike = Union[torch.device, str, int, None]
+ShapeLike = int | Sequence[int] | torch.Size
+DTypeLike = torch.dtype | str | None
+DeviceLike = torch.device | str | int | None
 
 # Keras's truncated-normal correction: the std of a standard normal truncated to
 # [-2, 2] is 0.8796..., so variance scaling divides by it.
 _TRUNC_STDDEV_CORRECTION = 0.87962566103423978
 
-_DTYPE_NAMES: Dict[str, torch.dtype] = {
+_DTYPE_NAMES: dict[str, torch.dtype] = {
     "float16": torch.float16,
     "half": torch.float16,
     "bfloat16": torch.bfloat16,
@@ -80,7 +88,7 @@ _DTYPE_NAMES: Dict[str, torch.dtype] = {
 # --------------------------------------------------------------------------- #
 # Helpers
 # --------------------------------------------------------------------------- #
-def _standardize_shape(shape: ShapeLike) -> Tuple[int, ...]:
+def _standardize_shape(shape: ShapeLike) -> tuple[int, ...]:
     if isinstance(shape, bool):
         raise ArgumentTypeError(f"`shape` must be an int or a sequence of ints. Received: shape={shape!r}.")
     if isinstance(shape, int):
@@ -141,7 +149,7 @@ def _is_meta(device: DeviceLike) -> bool:
     return device is not None and torch.device(device).type == "meta"
 
 
-def _jsonable_axes(axes: Optional[Iterable[int]], name: str) -> Optional[list]:
+def _jsonable_axes(axes: Iterable[int] | None, name: str) -> list[int] | None:
     if axes is None:
         return None
     if isinstance(axes, int) and not isinstance(axes, bool):
@@ -155,9 +163,9 @@ def _jsonable_axes(axes: Optional[Iterable[int]], name: str) -> Optional[list]:
 
 def compute_fans(
     shape: ShapeLike,
-    input_axes: Optional[Sequence[int]] = None,
-    output_axes: Optional[Sequence[int]] = None,
-) -> Tuple[int, int]:
+    input_axes: Sequence[int] | None = None,
+    output_axes: Sequence[int] | None = None,
+) -> tuple[int, int]:
     """Computes ``(fan_in, fan_out)`` of a Keras-layout weight shape, as Keras does.
 
     * rank 0: ``(1, 1)``; rank 1: ``(shape[0], shape[0])``; rank 2: ``(shape[0], shape[1])``;
@@ -205,8 +213,15 @@ class Initializer:
     """Base class: ``init(shape, dtype=torch.float32, device=None) -> Tensor``.
 
     Subclasses implement :meth:`__call__` and, if they take arguments,
-    :meth:`get_config` (a JSON-serialisable dict of the constructor arguments).
+    :meth:`get_config` (a JSON-serialisable dict of the constructor arguments), and
+    set :attr:`deterministic` if their values involve no random draws.
     """
+
+    #: ``True`` when the values are a function of the configuration, shape and dtype alone
+    #: (no random draws), so Keras's twin gives the same values: compare them exactly (up to
+    #: float rounding where computed, as in ``STFT``). ``False`` for random initializers, seeded
+    #: or not: compare them by distribution.
+    deterministic: ClassVar[bool] = False
 
     def __call__(self, shape: ShapeLike, dtype: DTypeLike = torch.float32, device: DeviceLike = None) -> Tensor:
         """Returns a new tensor of ``shape`` and ``dtype`` on ``device``.
@@ -218,20 +233,20 @@ class Initializer:
         """
         raise NotImplementedError(f"{type(self).__name__} must implement `__call__`.")
 
-    def get_config(self) -> Dict[str, Any]:
+    def get_config(self) -> dict[str, Any]:
         """Returns the constructor arguments as a JSON-serialisable dict."""
         return {}
 
     @classmethod
-    def from_config(cls, config: Dict[str, Any]) -> "Initializer":
+    def from_config(cls, config: dict[str, Any]) -> Initializer:
         """Builds an initializer from the output of :meth:`get_config`.
 
         Args:
-            config: Dict of constructor arguments.
+            config: The constructor arguments, as :meth:`get_config` returns them.
         """
         return cls(**config)
 
-    def clone(self) -> "Initializer":
+    def clone(self) -> Initializer:
         """Returns a new initializer with the same configuration."""
         return type(self).from_config(self.get_config())
 
@@ -248,12 +263,12 @@ class Initializer:
 class _RandomInitializer(Initializer):
     """Base of random initializers: holds ``seed`` and builds the generator."""
 
-    def __init__(self, seed: Optional[int] = None) -> None:
+    def __init__(self, seed: int | None = None) -> None:
         if seed is not None and (isinstance(seed, bool) or not isinstance(seed, int)):
             raise ArgumentTypeError(f"`seed` must be an int or None. Received: seed={seed!r}.")
         self.seed = seed
 
-    def _generator(self) -> Optional[torch.Generator]:
+    def _generator(self) -> torch.Generator | None:
         if self.seed is None:
             return None
         g = torch.Generator(device="cpu")
@@ -261,22 +276,22 @@ class _RandomInitializer(Initializer):
         g.manual_seed(self.seed % (2**63))
         return g
 
-    def _empty(self, shape: Tuple[int, ...], dtype: torch.dtype) -> Tensor:
+    def _empty(self, shape: tuple[int, ...], dtype: torch.dtype) -> Tensor:
         return torch.empty(shape, dtype=_sample_dtype(dtype))
 
-    def _normal(self, shape: Tuple[int, ...], dtype: torch.dtype, mean: float, stddev: float) -> Tensor:
+    def _normal(self, shape: tuple[int, ...], dtype: torch.dtype, mean: float, stddev: float) -> Tensor:
         return self._empty(shape, dtype).normal_(mean, stddev, generator=self._generator())
 
-    def _uniform(self, shape: Tuple[int, ...], dtype: torch.dtype, low: float, high: float) -> Tensor:
+    def _uniform(self, shape: tuple[int, ...], dtype: torch.dtype, low: float, high: float) -> Tensor:
         return self._empty(shape, dtype).uniform_(low, high, generator=self._generator())
 
-    def _truncated_normal(self, shape: Tuple[int, ...], dtype: torch.dtype, mean: float, stddev: float) -> Tensor:
+    def _truncated_normal(self, shape: tuple[int, ...], dtype: torch.dtype, mean: float, stddev: float) -> Tensor:
         out = self._empty(shape, dtype)
         return torch.nn.init.trunc_normal_(
             out, mean=mean, std=stddev, a=mean - 2.0 * stddev, b=mean + 2.0 * stddev, generator=self._generator()
         )
 
-    def get_config(self) -> Dict[str, Any]:
+    def get_config(self) -> dict[str, Any]:
         return {"seed": self.seed}
 
 
@@ -285,6 +300,8 @@ class _RandomInitializer(Initializer):
 # --------------------------------------------------------------------------- #
 class Zeros(Initializer):
     """Fills with ``0``."""
+
+    deterministic: ClassVar[bool] = True
 
     def __call__(self, shape: ShapeLike, dtype: DTypeLike = torch.float32, device: DeviceLike = None) -> Tensor:
         """Returns zeros of ``shape``.
@@ -299,6 +316,8 @@ class Zeros(Initializer):
 
 class Ones(Initializer):
     """Fills with ``1``."""
+
+    deterministic: ClassVar[bool] = True
 
     def __call__(self, shape: ShapeLike, dtype: DTypeLike = torch.float32, device: DeviceLike = None) -> Tensor:
         """Returns ones of ``shape``.
@@ -317,6 +336,8 @@ class Constant(Initializer):
     Args:
         value: A Python scalar (Keras only allows scalars).
     """
+
+    deterministic: ClassVar[bool] = True
 
     def __init__(self, value: float = 0.0) -> None:
         if isinstance(value, Tensor):
@@ -342,7 +363,7 @@ class Constant(Initializer):
         """
         return torch.full(_standardize_shape(shape), self.value, dtype=_standardize_dtype(dtype), device=device)
 
-    def get_config(self) -> Dict[str, Any]:
+    def get_config(self) -> dict[str, Any]:
         return {"value": self.value}
 
 
@@ -352,6 +373,8 @@ class Identity(Initializer):
     Args:
         gain: Multiplicative factor.
     """
+
+    deterministic: ClassVar[bool] = True
 
     def __init__(self, gain: float = 1.0) -> None:
         self.gain = _check_number(gain, "gain")
@@ -373,11 +396,11 @@ class Identity(Initializer):
         dtype = _standardize_dtype(dtype)
         return self.gain * torch.eye(shape[0], shape[1], dtype=dtype, device=device)
 
-    def get_config(self) -> Dict[str, Any]:
+    def get_config(self) -> dict[str, Any]:
         return {"gain": self.gain}
 
 
-def _stft_window(name: str, n: int, periodic: bool) -> Optional[Tensor]:
+def _stft_window(name: str, n: int, periodic: bool) -> Tensor | None:
     """Window functions that match ``scipy.signal.get_window(name, n, fftbins=periodic)``."""
     kw = dict(periodic=periodic, dtype=torch.float64)
     if name in ("hann", "han", "hanning"):
@@ -412,11 +435,13 @@ class STFT(Initializer):
         periodic: Whether a named window is periodic (DFT-even) rather than symmetric.
     """
 
+    deterministic: ClassVar[bool] = True
+
     def __init__(
         self,
         side: str = "real",
-        window: Union[str, Sequence[float], None] = "hann",
-        scaling: Optional[str] = "density",
+        window: str | Sequence[float] | None = "hann",
+        scaling: str | None = "density",
         periodic: bool = False,
     ) -> None:
         if side not in ("real", "imag"):
@@ -453,7 +478,7 @@ class STFT(Initializer):
             raise ArgumentError(f"`STFT` needs a 3-D shape (T, 1, F // 2 + 1). Received: shape={shape}.")
         frame_length, _, fft_bins = shape
         win = None
-        scale: Union[float, Tensor] = 1.0
+        scale: float | Tensor = 1.0
         if self.window is not None:
             if isinstance(self.window, str):
                 win = _stft_window(self.window, frame_length, self.periodic)
@@ -478,7 +503,7 @@ class STFT(Initializer):
             kernel = kernel * win / scale
         return _finish(kernel, dtype, device)
 
-    def get_config(self) -> Dict[str, Any]:
+    def get_config(self) -> dict[str, Any]:
         return {"side": self.side, "window": self.window, "periodic": self.periodic, "scaling": self.scaling}
 
 
@@ -494,7 +519,7 @@ class RandomNormal(_RandomInitializer):
         seed: Int for reproducible values, or ``None`` for the global torch RNG.
     """
 
-    def __init__(self, mean: float = 0.0, stddev: float = 0.05, seed: Optional[int] = None) -> None:
+    def __init__(self, mean: float = 0.0, stddev: float = 0.05, seed: int | None = None) -> None:
         self.mean = _check_number(mean, "mean")
         self.stddev = _check_number(stddev, "stddev")
         super().__init__(seed=seed)
@@ -514,7 +539,7 @@ class RandomNormal(_RandomInitializer):
             return torch.empty(shape, dtype=dtype, device=device)
         return _finish(self._normal(shape, dtype, self.mean, self.stddev), dtype, device)
 
-    def get_config(self) -> Dict[str, Any]:
+    def get_config(self) -> dict[str, Any]:
         return {**super().get_config(), "mean": self.mean, "stddev": self.stddev}
 
 
@@ -529,7 +554,7 @@ class TruncatedNormal(_RandomInitializer):
         seed: Int for reproducible values, or ``None`` for the global torch RNG.
     """
 
-    def __init__(self, mean: float = 0.0, stddev: float = 0.05, seed: Optional[int] = None) -> None:
+    def __init__(self, mean: float = 0.0, stddev: float = 0.05, seed: int | None = None) -> None:
         self.mean = _check_number(mean, "mean")
         self.stddev = _check_number(stddev, "stddev")
         super().__init__(seed=seed)
@@ -549,7 +574,7 @@ class TruncatedNormal(_RandomInitializer):
             return torch.empty(shape, dtype=dtype, device=device)
         return _finish(self._truncated_normal(shape, dtype, self.mean, self.stddev), dtype, device)
 
-    def get_config(self) -> Dict[str, Any]:
+    def get_config(self) -> dict[str, Any]:
         return {**super().get_config(), "mean": self.mean, "stddev": self.stddev}
 
 
@@ -562,7 +587,7 @@ class RandomUniform(_RandomInitializer):
         seed: Int for reproducible values, or ``None`` for the global torch RNG.
     """
 
-    def __init__(self, minval: float = -0.05, maxval: float = 0.05, seed: Optional[int] = None) -> None:
+    def __init__(self, minval: float = -0.05, maxval: float = 0.05, seed: int | None = None) -> None:
         self.minval = _check_number(minval, "minval")
         self.maxval = _check_number(maxval, "maxval")
         super().__init__(seed=seed)
@@ -582,7 +607,7 @@ class RandomUniform(_RandomInitializer):
             return torch.empty(shape, dtype=dtype, device=device)
         return _finish(self._uniform(shape, dtype, self.minval, self.maxval), dtype, device)
 
-    def get_config(self) -> Dict[str, Any]:
+    def get_config(self) -> dict[str, Any]:
         return {**super().get_config(), "minval": self.minval, "maxval": self.maxval}
 
 
@@ -615,9 +640,9 @@ class VarianceScaling(_RandomInitializer):
         scale: float = 1.0,
         mode: str = "fan_in",
         distribution: str = "truncated_normal",
-        seed: Optional[int] = None,
-        input_axes: Optional[Sequence[int]] = None,
-        output_axes: Optional[Sequence[int]] = None,
+        seed: int | None = None,
+        input_axes: Sequence[int] | None = None,
+        output_axes: Sequence[int] | None = None,
     ) -> None:
         scale = _check_number(scale, "scale")
         if not scale > 0.0:
@@ -643,7 +668,7 @@ class VarianceScaling(_RandomInitializer):
         self.output_axes = _jsonable_axes(output_axes, "output_axes")
         super().__init__(seed=seed)
 
-    def _scale_for(self, shape: Tuple[int, ...]) -> float:
+    def _scale_for(self, shape: tuple[int, ...]) -> float:
         fan_in, fan_out = compute_fans(shape, self.input_axes, self.output_axes)
         if self.mode == "fan_in":
             n = max(1.0, fan_in)
@@ -677,7 +702,7 @@ class VarianceScaling(_RandomInitializer):
             x = self._uniform(shape, dtype, -limit, limit)
         return _finish(x, dtype, device)
 
-    def get_config(self) -> Dict[str, Any]:
+    def get_config(self) -> dict[str, Any]:
         return {
             **super().get_config(),
             "scale": self.scale,
@@ -697,9 +722,9 @@ class _FixedVarianceScaling(VarianceScaling):
 
     def __init__(
         self,
-        seed: Optional[int] = None,
-        input_axes: Optional[Sequence[int]] = None,
-        output_axes: Optional[Sequence[int]] = None,
+        seed: int | None = None,
+        input_axes: Sequence[int] | None = None,
+        output_axes: Sequence[int] | None = None,
     ) -> None:
         super().__init__(
             scale=self._scale,
@@ -710,7 +735,7 @@ class _FixedVarianceScaling(VarianceScaling):
             output_axes=output_axes,
         )
 
-    def get_config(self) -> Dict[str, Any]:
+    def get_config(self) -> dict[str, Any]:
         return {"seed": self.seed, "input_axes": self.input_axes, "output_axes": self.output_axes}
 
 
@@ -798,7 +823,7 @@ class Orthogonal(_RandomInitializer):
         seed: Int for reproducible values, or ``None`` for the global torch RNG.
     """
 
-    def __init__(self, gain: float = 1.0, seed: Optional[int] = None) -> None:
+    def __init__(self, gain: float = 1.0, seed: int | None = None) -> None:
         self.gain = _check_number(gain, "gain")
         super().__init__(seed=seed)
 
@@ -830,7 +855,7 @@ class Orthogonal(_RandomInitializer):
             q = q.T
         return _finish(self.gain * q.reshape(shape), dtype, device)
 
-    def get_config(self) -> Dict[str, Any]:
+    def get_config(self) -> dict[str, Any]:
         return {**super().get_config(), "gain": self.gain}
 
 
@@ -875,7 +900,7 @@ _SNAKE = {
     "Zeros": "zeros",
 }
 
-_REGISTRY: Dict[str, type] = {cls.__name__: cls for cls in _CLASSES}
+_REGISTRY: dict[str, type[Initializer]] = {cls.__name__: cls for cls in _CLASSES}
 _REGISTRY.update({_SNAKE[cls.__name__]: cls for cls in _CLASSES})
 _REGISTRY.update(
     {
@@ -891,14 +916,34 @@ _REGISTRY.update(
 _NAMES = Registry("initializer", "keras.initializers", Initializer, _REGISTRY)
 
 
-def names() -> list:
+def is_deterministic(initializer: Any) -> bool:
+    """Whether ``initializer`` gives the same values on every call, with no random draws.
+
+    Args:
+        initializer: Anything :func:`get` accepts: an initializer (instance or class), a
+            name, a Keras serialized dict, or a plain callable ``fn(shape, dtype=..., device=...)``,
+            which counts as deterministic only when marked with ``fn.deterministic = True``.
+
+    Returns:
+        ``True`` for ``Zeros``, ``Ones``, ``Constant``, ``Identity``, ``STFT`` (and callables
+        marked so); ``False`` for random initializers, unmarked callables and ``None``.
+
+    Raises:
+        UnknownNameError: a name (or ``class_name``) that names no initializer.
+    """
+    if isinstance(initializer, (str, dict)):
+        initializer = get(initializer)
+    return getattr(initializer, "deterministic", False) is True
+
+
+def names() -> list[str]:
     """Returns every initializer name :func:`get` accepts (class names, snake_case names, aliases), sorted."""
     return _NAMES.names()
 
 
 def get(
-    identifier: Union[str, Dict[str, Any], Initializer, type, Callable[..., Tensor], None],
-) -> Optional[Callable[..., Tensor]]:
+    identifier: str | dict[str, Any] | Initializer | type[Initializer] | Callable[..., Tensor] | None,
+) -> Callable[..., Tensor] | None:
     """Resolves an initializer identifier.
 
     Args:
@@ -919,7 +964,7 @@ def get(
     return _NAMES.get(identifier)
 
 
-def serialize(initializer: Union[Initializer, str, Dict[str, Any], None]) -> Optional[Dict[str, Any]]:
+def serialize(initializer: Initializer | str | dict[str, Any] | None) -> dict[str, Any] | None:
     """Returns the Keras serialized form of an initializer.
 
     The result is ``{"module": "keras.initializers", "class_name": ...,

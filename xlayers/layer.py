@@ -58,6 +58,15 @@ def _is_shape(value: Any) -> bool:
     return isinstance(value, tuple) and all(v is None or isinstance(v, int) for v in value)
 
 
+def _shapes_from_json(value: Any) -> Any:
+    """A shape, or a list/dict of shapes, from JSON lists: a list of ints and ``None`` is one shape."""
+    if isinstance(value, Mapping):
+        return {key: _shapes_from_json(item) for key, item in value.items()}
+    if all(v is None or isinstance(v, int) for v in value):
+        return tuple(value)
+    return [_shapes_from_json(item) for item in value]
+
+
 def _leaves(structure: Any) -> list[Any]:
     found: list[Any] = []
     map_structure(found.append, structure)
@@ -443,10 +452,11 @@ class Layer(nn.Module, metaclass=_LayerMeta):
                 spec.check(self, shape)
 
     def _convert_inputs(self, inputs: Any) -> Any:
-        if isinstance(inputs, torch.Tensor) or not isinstance(inputs, (list, tuple, Mapping)):
-            return self.convert_input(inputs)
-        tensors = map_structure(self._as_tensor, inputs)
+        single = not isinstance(inputs, (list, tuple, Mapping)) or all(isinstance(v, (int, float)) for v in inputs)
+        tensors = self._as_tensor(inputs) if single else map_structure(self._as_tensor, inputs)
         converted = [self.convert_input(tensor, spec if spec is not None else False) for spec, tensor in self._specs_for(tensors)]
+        if single:
+            return converted[0]
         if isinstance(tensors, Mapping):
             spec = self.input_spec
             keys = list(spec) if isinstance(spec, Mapping) else list(tensors)
@@ -644,12 +654,13 @@ class Layer(nn.Module, metaclass=_LayerMeta):
         return cls(**config)
 
     def get_build_config(self) -> dict[str, Any] | None:
-        """The shape the layer was built with, for rebuilding after ``from_config``."""
-        return {"input_shape": list(self._build_shape)} if self.built else None
+        """The input shape (or structure of shapes) the layer was built with, as JSON lists."""
+        return {"input_shape": map_structure(list, self._build_shape)} if self.built else None
 
     def build_from_config(self, config: Mapping[str, Any] | None) -> None:
+        """Build from ``get_build_config()``'s output (shapes as lists, as JSON gives them)."""
         if config and not self.built:
-            self._build(tuple(config["input_shape"]), device=None)
+            self._build(_shapes_from_json(config["input_shape"]), device=None)
 
     # -- printing ----------------------------------------------------------------------------
 

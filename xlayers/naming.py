@@ -14,7 +14,7 @@ table (e.g. ``mock.patch.dict``) changes what the lookup finds.
 from __future__ import annotations
 
 import inspect
-from typing import Any, Dict, Generic, Optional, Type, TypeVar
+from typing import Any, Generic, TypeVar
 
 from .errors import ArgumentError, ArgumentTypeError, UnknownNameError
 
@@ -31,11 +31,11 @@ class NameTable(Generic[T]):
         entries: Name -> object; kept by reference.
     """
 
-    def __init__(self, kind: str, entries: Dict[str, T]) -> None:
+    def __init__(self, kind: str, entries: dict[str, T]) -> None:
         self.kind = kind
         self.entries = entries
 
-    def names(self) -> list:
+    def names(self) -> list[str]:
         """Returns every known name, sorted."""
         return sorted(self.entries)
 
@@ -55,7 +55,7 @@ class NameTable(Generic[T]):
         return entry
 
 
-class Registry(NameTable[Type[T]]):
+class Registry(NameTable[type[T]]):
     """Names of the classes of one kind, resolved and serialised as Keras does.
 
     Args:
@@ -71,9 +71,9 @@ class Registry(NameTable[Type[T]]):
         self,
         kind: str,
         keras_module: str,
-        base: Type[T],
-        entries: Dict[str, Type[T]],
-        string_defaults: Optional[Dict[str, Dict[str, Any]]] = None,
+        base: type[T],
+        entries: dict[str, type[T]],
+        string_defaults: dict[str, dict[str, Any]] | None = None,
     ) -> None:
         super().__init__(kind, entries)
         self.keras_module = keras_module
@@ -111,7 +111,7 @@ class Registry(NameTable[Type[T]]):
             f"Received: {kind}={identifier!r} (of type {type(identifier).__name__})."
         )
 
-    def serialize(self, obj: Any) -> Optional[Dict[str, Any]]:
+    def serialize(self, obj: Any) -> dict[str, Any] | None:
         """Returns ``{"module", "class_name", "config", "registered_name"}`` (``None`` for ``None``).
 
         Raises:

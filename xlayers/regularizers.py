@@ -9,7 +9,8 @@ resolve an identifier and :func:`serialize` for the Keras
 from __future__ import annotations
 
 import math
-from typing import Any, Callable, Dict, Optional, Union
+from collections.abc import Callable
+from typing import Any
 
 import torch
 from torch import Tensor
@@ -45,16 +46,16 @@ class Regularizer:
         """
         return torch.zeros((), dtype=x.dtype, device=x.device)
 
-    def get_config(self) -> Dict[str, Any]:
+    def get_config(self) -> dict[str, Any]:
         """Returns the constructor arguments as a JSON-serialisable dict."""
         raise NotImplementedError(f"{type(self).__name__} does not implement `get_config`.")
 
     @classmethod
-    def from_config(cls, config: Dict[str, Any]) -> "Regularizer":
+    def from_config(cls, config: dict[str, Any]) -> Regularizer:
         """Builds a regularizer from the output of :meth:`get_config`.
 
         Args:
-            config: Dict of constructor arguments.
+            config: The constructor arguments, as :meth:`get_config` returns them.
         """
         return cls(**config)
 
@@ -79,7 +80,7 @@ class L1L2(Regularizer):
         l2: L2 factor (``None`` means 0).
     """
 
-    def __init__(self, l1: Optional[float] = 0.0, l2: Optional[float] = 0.0) -> None:
+    def __init__(self, l1: float | None = 0.0, l2: float | None = 0.0) -> None:
         self.l1 = _validate_factor(0.0 if l1 is None else l1, "l1")
         self.l2 = _validate_factor(0.0 if l2 is None else l2, "l2")
 
@@ -96,7 +97,7 @@ class L1L2(Regularizer):
             penalty = penalty + self.l2 * torch.sum(torch.square(x))
         return penalty
 
-    def get_config(self) -> Dict[str, Any]:
+    def get_config(self) -> dict[str, Any]:
         return {"l1": self.l1, "l2": self.l2}
 
 
@@ -107,7 +108,7 @@ class L1(Regularizer):
         l1: L1 factor (``None`` means the default 0.01).
     """
 
-    def __init__(self, l1: Optional[float] = 0.01) -> None:
+    def __init__(self, l1: float | None = 0.01) -> None:
         self.l1 = _validate_factor(0.01 if l1 is None else l1, "l1")
 
     def __call__(self, x: Tensor) -> Tensor:
@@ -118,7 +119,7 @@ class L1(Regularizer):
         """
         return self.l1 * torch.sum(torch.abs(x))
 
-    def get_config(self) -> Dict[str, Any]:
+    def get_config(self) -> dict[str, Any]:
         return {"l1": self.l1}
 
 
@@ -129,7 +130,7 @@ class L2(Regularizer):
         l2: L2 factor (``None`` means the default 0.01).
     """
 
-    def __init__(self, l2: Optional[float] = 0.01) -> None:
+    def __init__(self, l2: float | None = 0.01) -> None:
         self.l2 = _validate_factor(0.01 if l2 is None else l2, "l2")
 
     def __call__(self, x: Tensor) -> Tensor:
@@ -140,7 +141,7 @@ class L2(Regularizer):
         """
         return self.l2 * torch.sum(torch.square(x))
 
-    def get_config(self) -> Dict[str, Any]:
+    def get_config(self) -> dict[str, Any]:
         return {"l2": self.l2}
 
 
@@ -189,27 +190,27 @@ class OrthogonalRegularizer(Regularizer):
         num_pairs = size * (size - 1.0) / 2.0
         return self.factor * 0.5 * torch.sum(torch.abs(off_diagonal)) / num_pairs
 
-    def get_config(self) -> Dict[str, Any]:
+    def get_config(self) -> dict[str, Any]:
         return {"factor": self.factor, "mode": self.mode}
 
 
 _CLASSES = (L1, L1L2, L2, OrthogonalRegularizer)
-_REGISTRY: Dict[str, type] = {cls.__name__: cls for cls in _CLASSES}
+_REGISTRY: dict[str, type[Regularizer]] = {cls.__name__: cls for cls in _CLASSES}
 _REGISTRY.update({"l1": L1, "l2": L2, "l1l2": L1L2, "orthogonal_regularizer": OrthogonalRegularizer})
 # Keras 2 / documented string alias; `get("l1_l2")` uses l1=l2=0.01 as Keras documents.
 _REGISTRY["l1_l2"] = L1L2
-_STRING_DEFAULTS: Dict[str, Dict[str, Any]] = {"l1_l2": {"l1": 0.01, "l2": 0.01}}
+_STRING_DEFAULTS: dict[str, dict[str, Any]] = {"l1_l2": {"l1": 0.01, "l2": 0.01}}
 _NAMES = Registry("regularizer", "keras.regularizers", Regularizer, _REGISTRY, _STRING_DEFAULTS)
 
 
-def names() -> list:
+def names() -> list[str]:
     """Returns every regularizer name :func:`get` accepts, sorted."""
     return _NAMES.names()
 
 
 def get(
-    identifier: Union[str, Dict[str, Any], Regularizer, type, Callable[[Tensor], Tensor], None],
-) -> Optional[Callable[[Tensor], Tensor]]:
+    identifier: str | dict[str, Any] | Regularizer | type[Regularizer] | Callable[[Tensor], Tensor] | None,
+) -> Callable[[Tensor], Tensor] | None:
     """Resolves a regularizer identifier.
 
     Args:
@@ -230,7 +231,7 @@ def get(
     return _NAMES.get(identifier)
 
 
-def serialize(regularizer: Union[Regularizer, str, Dict[str, Any], None]) -> Optional[Dict[str, Any]]:
+def serialize(regularizer: Regularizer | str | dict[str, Any] | None) -> dict[str, Any] | None:
     """Returns the Keras serialized form ``{"module", "class_name", "config", "registered_name"}``.
 
     Args:

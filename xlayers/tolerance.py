@@ -1,10 +1,16 @@
 """The tolerance policy: the one place that says how close is equal.
 
 An element passes when ``|actual - expected| <= FACTOR[device] * (rtol * |expected| + atol * scale)``
-where ``scale = max(1, max |expected|)`` over the whole tensor, so bounds follow each
-tensor's magnitude (a gradient of size 1e3 is not held to an absolute 1e-6), and
+where ``scale = max(1, max |expected|)`` over the whole tensor (its finite elements), so bounds
+follow each tensor's magnitude (a gradient of size 1e3 is not held to an absolute 1e-6), and
 ``(rtol, atol)`` comes from the dtype. ``FACTOR`` widens bounds for comparisons across
 frameworks (different summation orders, different fused kernels) and devices.
+
+``elementwise=True`` takes ``scale = max(1, |expected|)`` per element instead: for elementwise
+functions (activations) whose outputs span many magnitudes, where one element's size says
+nothing about another's error (``squareplus(-1e4) = 1e-4`` beside ``squareplus(1e4) = 1e4``).
+
+Equal values (infinities of the same sign included) and NaN against NaN always match.
 """
 
 from __future__ import annotations
@@ -14,7 +20,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-__all__ = ["Comparison", "DTYPE_TOLERANCE", "FACTOR", "compare", "tolerance"]
+__all__ = ["Comparison", "DTYPE_TOLERANCE", "FACTOR", "assert_close", "compare", "tolerance"]
 
 # (rtol, atol) per dtype: a few units in the last place, times the accumulation depth seen in
 # practice (convolutions and LSTMs sum hundreds of terms).
@@ -73,10 +79,19 @@ def _numpy(value: object) -> np.ndarray:
 
 
 def compare(
-    actual: object, expected: object, dtype: str | torch.dtype, device: str = "cpu", override: tuple[float, float] | None = None
+    actual: object,
+    expected: object,
+    dtype: str | torch.dtype,
+    device: str = "cpu",
+    override: tuple[float, float] | None = None,
+    *,
+    elementwise: bool = False,
 ) -> Comparison:
     """Compare ``actual`` against ``expected`` under the policy for ``dtype`` on ``device``
-    (or under a case's documented ``(rtol, atol)`` override)."""
+    (or under a case's documented ``(rtol, atol)`` override); ``elementwise=True`` scales
+    ``atol`` by each element's own magnitude. ``Comparison.scale`` is the largest scale used;
+    ``worst_index`` is where the absolute difference is greatest (elementwise: the relative one,
+    as absolute differences of elements of unrelated magnitudes do not compare)."""
     a = _numpy(actual).astype(np.float64)
     e = _numpy(expected).astype(np.float64)
     rtol, atol = override if override is not None else tolerance(dtype, device)
@@ -84,14 +99,18 @@ def compare(
         return Comparison(False, float("inf"), float("inf"), max(a.size, e.size), max(a.size, e.size), (), rtol, atol, 0.0)
     if a.size == 0:
         return Comparison(True, 0.0, 0.0, 0, 0, (), rtol, atol, 0.0)
-    scale = max(1.0, float(np.max(np.abs(e))))
-    diff = np.abs(a - e)
-    diff[np.isnan(a) & np.isnan(e)] = 0.0
+    magnitude = np.where(np.isfinite(e), np.abs(e), 0.0)
+    scale = np.maximum(1.0, magnitude) if elementwise else np.full(e.shape, max(1.0, float(np.max(magnitude))))
+    with np.errstate(invalid="ignore"):
+        diff = np.abs(a - e)
+    diff[(a == e) | (np.isnan(a) & np.isnan(e))] = 0.0
     diff[np.isnan(diff)] = np.inf
     bound = rtol * np.abs(e) + atol * scale
     bad = diff > bound
-    rel = diff / np.maximum(np.abs(e), REL_FLOOR * scale)
-    worst = np.unravel_index(int(np.argmax(diff)), diff.shape)
+    with np.errstate(invalid="ignore"):
+        rel = diff / np.maximum(np.abs(e), REL_FLOOR * scale)
+    rel[np.isnan(rel)] = 0.0  # an infinite diff at an infinite expected value counts in `diff` and `bad`
+    worst = np.unravel_index(int(np.argmax(rel if elementwise else diff)), diff.shape)
     return Comparison(
         passed=not bool(bad.any()),
         max_abs_error=float(diff.max()),
@@ -101,13 +120,21 @@ def compare(
         worst_index=tuple(int(i) for i in worst),
         rtol=rtol,
         atol=atol,
-        scale=scale,
+        scale=float(scale.max()),
     )
 
 
-def assert_close(actual: object, expected: object, dtype: str | torch.dtype = "float32", device: str = "cpu", what: str = "output") -> Comparison:
+def assert_close(
+    actual: object,
+    expected: object,
+    dtype: str | torch.dtype = "float32",
+    device: str = "cpu",
+    what: str = "output",
+    *,
+    elementwise: bool = False,
+) -> Comparison:
     """``compare`` and raise ``AssertionError`` with the policy's failure line if it fails."""
-    result = compare(actual, expected, dtype, device)
+    result = compare(actual, expected, dtype, device, elementwise=elementwise)
     if not result.passed:
         raise AssertionError(result.describe(what))
     return result

@@ -1,28 +1,52 @@
-"""Cases for `xlayers/layers/conv.py`: Conv2D over padding x strides x dilation x groups x
-data_format x odd/even and unequal sizes."""
+"""Cases for `xlayers/layers/conv.py`: Conv1D, Conv2D and Conv3D over padding x strides x
+dilation x groups x data_format x odd/even and unequal sizes.
+
+'same' pads asymmetrically (the extra zero at the end) whenever the total padding is odd:
+at stride 2 on an even size, at stride 1 with an even dilated kernel extent (kernel 2 or 4
+at dilation 1 or 3). The grids make sure both occur, with dilation as well as without.
+"""
 
 from __future__ import annotations
 
 import itertools
 
-from xlayers import Conv2D
+from xlayers import Conv1D, Conv2D, Conv3D
 from xlayers.errors import ArgumentError, ArgumentTypeError, InputShapeError
 
 from ..case import Case, ErrorCase, LayerInfo
 
+_FORMAT_NAMES = {1: ("nwc", "ncw"), 2: ("nhwc", "nchw"), 3: ("ndhwc", "ncdhw")}
+_LAYERS = {1: Conv1D, 2: Conv2D, 3: Conv3D}
 
-def _conv2d(kernel, strides, dilation, padding, groups, data_format, size, **extra) -> Case:
-    h, w = size
-    fmt = "nhwc" if data_format == "channels_last" else "nchw"
-    shape = (3, h, w, 4) if data_format == "channels_last" else (3, 4, h, w)
-    kwargs = dict(filters=6, kernel_size=kernel, strides=strides, dilation_rate=dilation, padding=padding,
+
+def _conv(rank: int, kernel, strides, dilation, padding, groups, data_format, size, filters=6, channels=4, **extra) -> Case:
+    channels_last = data_format == "channels_last"
+    shape = (3, *size, channels) if channels_last else (3, channels, *size)
+    kwargs = dict(filters=filters, kernel_size=kernel, strides=strides, dilation_rate=dilation, padding=padding,
                   groups=groups, data_format=data_format, activation="relu", **extra)
-    variant = f"{padding}-s{strides}-d{dilation}-g{groups}-k{kernel[0]}x{kernel[1]}-{fmt}-{h}x{w}"
-    return Case(Conv2D, variant, kwargs, shape)
+    fmt = _FORMAT_NAMES[rank][0 if channels_last else 1]
+    tag = lambda v: "x".join(str(x) for x in v) if isinstance(v, tuple) else str(v)  # noqa: E731
+    variant = f"{padding}-s{tag(strides)}-d{tag(dilation)}-g{groups}-k{tag(kernel)}-{fmt}-{tag(size)}"
+    return Case(_LAYERS[rank], variant, kwargs, shape)
 
 
-GRID = tuple(
-    _conv2d(k, s, d, p, g, f, hw)
+def _onnx_group(case: Case) -> tuple:
+    """One ONNX check per padding, stride, dilation and data format: the kernel size, groups and
+    input sizes change the weights and the pads of one ``Conv`` node, not the graph."""
+    k = case.kwargs
+    return (case.layer.__name__, k.get("padding"), str(k.get("strides")), str(k.get("dilation_rate")), k.get("data_format"), k.get("use_bias", True))
+
+
+CONV1D = tuple(
+    _conv(1, k, s, d, p, g, f, (n,))
+    for k, (s, d), p, g, f, n in itertools.product(
+        [3, 4], [(1, 1), (2, 1), (1, 3)], ["valid", "same", "causal"], [1, 2], ["channels_last", "channels_first"], [11, 10]
+    )
+    if not (n == 10 and (g == 2 or k == 3))  # the even length where it matters: the even kernel, one group
+)
+
+CONV2D = tuple(
+    _conv(2, k, s, d, p, g, f, hw)
     for k, (s, d), p, g, f, hw in itertools.product(
         [(3, 3), (2, 4)],
         [(1, 1), (2, 1), (3, 1), (1, 2)],
@@ -31,9 +55,12 @@ GRID = tuple(
         ["channels_last", "channels_first"],
         [(9, 10), (8, 11)],
     )
+) + tuple(  # dilation > 1 where 'same' pads asymmetrically (stride 1, even dilated extent)
+    _conv(2, (2, 4), 1, d, "same", g, f, (9, 10))
+    for d, g, f in itertools.product([3, (3, 1)], [1, 2], ["channels_last", "channels_first"])
 )
 
-EXTRA = (
+CONV2D_EXTRA = (
     Case(Conv2D, "same-s2-k3x3-nhwc-16x16-float64", dict(filters=5, kernel_size=3, strides=2, padding="same"), (2, 16, 16, 3), dtypes=("float64",)),
     Case(Conv2D, "same-s2-k3x3-nhwc-12x12-half", dict(filters=8, kernel_size=3, strides=2, padding="same"), (2, 12, 12, 4), dtypes=("float16", "bfloat16")),
     Case(Conv2D, "valid-k1x1-nobias", dict(filters=7, kernel_size=1, use_bias=False), (2, 5, 6, 3)),
@@ -42,17 +69,37 @@ EXTRA = (
     Case(Conv2D, "same-s-2x1-d1-nhwc", dict(filters=5, kernel_size=(3, 2), strides=(2, 1), padding="same"), (2, 9, 8, 3)),
 )
 
-ERRORS = (
-    ErrorCase("filters-zero", {"filters": 0, "kernel_size": 3}, ArgumentError, r"`Conv2D`: `filters` must be a positive integer"),
-    ErrorCase("groups-filters", {"filters": 4, "kernel_size": 3, "groups": 3}, ArgumentError, r"`filters` must be divisible by `groups`"),
-    ErrorCase("strides-and-dilation", {"filters": 4, "kernel_size": 3, "strides": 2, "dilation_rate": 2}, ArgumentError, r"`strides` > 1 cannot be combined"),
-    ErrorCase("padding-full", {"filters": 4, "kernel_size": 3, "padding": "full"}, ArgumentError, r"`padding` must be one of"),
-    ErrorCase("kernel-size-str", {"filters": 4, "kernel_size": "3"}, ArgumentTypeError, r"`kernel_size`"),
-    ErrorCase("rank-3", {"filters": 4, "kernel_size": 3}, InputShapeError, r"expected an input of rank 4", (2, 8, 8)),
-    ErrorCase("channels", {"filters": 4, "kernel_size": 3}, InputShapeError, r"expected axis -1 of the input to have size 3", (2, 8, 8, 5), (2, 8, 8, 3)),
-    ErrorCase("smaller-than-kernel", {"filters": 4, "kernel_size": 5}, InputShapeError,
-              r"`Conv2D` layer 'conv2d': the input's spatial size is smaller than the dilated kernel \(5, 5\).*Received: input shape=\(1, 3, 3, 2\)", (1, 3, 3, 2)),
-    ErrorCase("groups-channels", {"filters": 4, "kernel_size": 3, "groups": 2}, ArgumentError, r"divisible by `groups`", (2, 8, 8, 3)),
+CONV3D = tuple(
+    _conv(3, k, s, d, p, 1, f, size, filters=4, channels=3)
+    for k, (s, d), p, f, size in itertools.product(
+        [(3, 2, 3)], [(1, 1), (2, 1), (1, 2)], ["valid", "same"], ["channels_last", "channels_first"], [(5, 6, 7)]
+    )
+) + (
+    _conv(3, 2, 1, 3, "same", 1, "channels_last", (7, 6, 8), filters=4, channels=3),
+    _conv(3, 3, 2, 1, "same", 1, "channels_last", (4, 6, 5), filters=5, channels=2, use_bias=False),
 )
 
-LAYERS = (LayerInfo(Conv2D, GRID + EXTRA, ERRORS),)
+
+def _errors(name: str, rank: int) -> tuple[ErrorCase, ...]:
+    label = f"^`{name}` layer '{name.lower()}': "
+    spatial = (8,) * rank
+    return (
+        ErrorCase("filters-zero", {"filters": 0, "kernel_size": 3}, ArgumentError, label + r"`filters` must be a positive integer"),
+        ErrorCase("groups-filters", {"filters": 4, "kernel_size": 3, "groups": 3}, ArgumentError, label + r"`filters` must be divisible by `groups`"),
+        ErrorCase("padding-full", {"filters": 4, "kernel_size": 3, "padding": "full"}, ArgumentError, label + r"`padding` must be one of"),
+        ErrorCase("kernel-size-str", {"filters": 4, "kernel_size": "3"}, ArgumentTypeError, label + r"`kernel_size`"),
+        ErrorCase("rank", {"filters": 4, "kernel_size": 3}, InputShapeError, label + rf"expected an input of rank {rank + 2}", (2, *spatial[1:], 3)),
+        ErrorCase("channels", {"filters": 4, "kernel_size": 3}, InputShapeError, label + r"expected axis -1 of the input to have size 3",
+                  (2, *spatial, 5), (2, *spatial, 3)),
+        ErrorCase("smaller-than-kernel", {"filters": 4, "kernel_size": 5}, InputShapeError,
+                  label + r"the input's spatial size is smaller than the dilated kernel.*Received: input shape=\(1, " + ", ".join(["3"] * rank) + r", 2\)",
+                  (1, *(3,) * rank, 2)),
+        ErrorCase("groups-channels", {"filters": 4, "kernel_size": 3, "groups": 2}, ArgumentError, label + r"divisible by `groups`", (2, *spatial, 3)),
+    )
+
+
+LAYERS = (
+    LayerInfo(Conv1D, CONV1D, _errors("Conv1D", 1), onnx_group=_onnx_group),
+    LayerInfo(Conv2D, CONV2D + CONV2D_EXTRA, _errors("Conv2D", 2), onnx_group=_onnx_group),
+    LayerInfo(Conv3D, CONV3D, _errors("Conv3D", 3), onnx_group=_onnx_group),
+)

@@ -3,14 +3,34 @@
 from __future__ import annotations
 
 import itertools
+from typing import Any
+
+import numpy as np
 
 from xlayers import Dense, Masking, activations
 from xlayers.errors import ArgumentError, ArgumentTypeError, InputDtypeError, InputShapeError, UnknownNameError
 
 from ..case import Case, ErrorCase, LayerInfo
+from ..driver import Driver, sequence_mask
 
 # activations usable by name (Keras's `threshold` needs two more arguments: an error case)
 _ACTIVATIONS = [name for name in activations.names() if name != "threshold"]
+
+# one case per initializer family, on a kernel whose fans differ (in 11, out 6)
+_INITIALIZERS = (
+    "zeros", "ones", {"class_name": "Constant", "config": {"value": -0.75}}, "identity",
+    "random_normal", "random_uniform", "truncated_normal", "glorot_uniform", "glorot_normal", "he_uniform", "he_normal",
+    "lecun_uniform", "lecun_normal", "orthogonal",
+    {"class_name": "VarianceScaling", "config": {"scale": 3.0, "mode": "fan_out", "distribution": "untruncated_normal"}},
+)
+
+
+def _initializer_variant(initializer: Any) -> str:
+    if isinstance(initializer, str):
+        return initializer
+    config = initializer["config"]
+    return initializer["class_name"].lower() + "-" + "-".join(f"{v}" for v in config.values())
+
 
 DENSE_CASES = (
     *(Case(Dense, f"act={a}", {"units": 6, "activation": a}, (3, 5)) for a in _ACTIVATIONS),
@@ -18,6 +38,9 @@ DENSE_CASES = (
         Case(Dense, f"rank{len(shape)}-bias{int(bias)}", {"units": 7, "use_bias": bias}, shape, dtypes=("float32", "float64"))
         for shape, bias in itertools.product([(3, 5), (2, 7, 5), (2, 3, 4, 5)], [True, False])
     ),
+    *(Case(Dense, f"init={_initializer_variant(i)}", {"units": 6, "kernel_initializer": i,
+                                                     "bias_initializer": "zeros" if i in ("identity", "orthogonal") else i}, (3, 11))
+      for i in _INITIALIZERS),
     Case(Dense, "square-kernel", {"units": 5}, (4, 5)),
     Case(Dense, "lora-r2", {"units": 7, "lora_rank": 2}, (3, 5)),
     Case(Dense, "lora-r2-alpha3", {"units": 7, "lora_rank": 2, "lora_alpha": 3.0}, (3, 5)),
@@ -25,20 +48,33 @@ DENSE_CASES = (
 )
 
 DENSE_ERRORS = (
-    ErrorCase("units-zero", {"units": 0}, ArgumentError, r"`Dense`: `units` must be a positive integer\. Received: units=0"),
-    ErrorCase("unknown-activation", {"units": 2, "activation": "nope"}, UnknownNameError, r"Received: activation='nope'"),
-    ErrorCase("unknown-kwarg", {"units": 2, "bogus": 1}, ArgumentTypeError, r"unrecognized keyword arguments \['bogus'\]"),
-    ErrorCase("feature-size", {"units": 2}, InputShapeError, r"expected axis -1 of the input to have size 4.*\(3, 5\)", (3, 5), (3, 4)),
-    ErrorCase("rank-1", {"units": 2}, InputShapeError, r"expected an input of rank >= 2\. Received: input shape=\(4,\)", (4,)),
-    ErrorCase("integer-input", {"units": 2}, InputDtypeError, r"expected a floating-point input.*Received: dtype=int64", (3, 4), (3, 4), "int64"),
-    ErrorCase("unknown-initializer", {"units": 2, "kernel_initializer": "nope"}, UnknownNameError, r"glorot_uniform.*Received: .*'nope'"),
-    ErrorCase("units-float", {"units": 3.5}, ArgumentError, r"Received: units=3\.5"),
-    ErrorCase("lora-with-constraint", {"units": 2, "lora_rank": 1, "kernel_constraint": "non_neg"}, ArgumentError, r"lora_rank"),
+    ErrorCase("units-zero", {"units": 0}, ArgumentError, r"^`Dense` layer 'dense': `units` must be a positive integer\. Received: units=0"),
+    ErrorCase("unknown-activation", {"units": 2, "activation": "nope"}, UnknownNameError, r"^`Dense` layer 'dense': `activation` must be one of .*Received: activation='nope'"),
+    ErrorCase("unknown-kwarg", {"units": 2, "bogus": 1}, ArgumentTypeError, r"^`Dense` layer 'dense': unrecognized keyword arguments \['bogus'\]"),
+    ErrorCase("feature-size", {"units": 2}, InputShapeError, r"^`Dense` layer 'dense': expected axis -1 of the input to have size 4.*\(3, 5\)", (3, 5), (3, 4)),
+    ErrorCase("rank-1", {"units": 2}, InputShapeError, r"^`Dense` layer 'dense': expected an input of rank >= 2\. Received: input shape=\(4,\)", (4,)),
+    ErrorCase("integer-input", {"units": 2}, InputDtypeError, r"^`Dense` layer 'dense': expected a floating-point input.*Received: dtype=int64", (3, 4), (3, 4), "int64"),
+    ErrorCase("unknown-initializer", {"units": 2, "kernel_initializer": "nope"}, UnknownNameError, r"^`Dense` layer 'dense': .*glorot_uniform.*Received: .*'nope'"),
+    ErrorCase("units-float", {"units": 3.5}, ArgumentError, r"^`Dense` layer 'dense': `units` must be a positive integer\. Received: units=3\.5"),
+    ErrorCase("lora-with-constraint", {"units": 2, "lora_rank": 1, "kernel_constraint": "non_neg"}, ArgumentError, r"^`Dense` layer 'dense': `lora_rank` cannot be combined"),
 )
 
+
+class MaskingDriver(Driver):
+    """Masking takes its mask through the data: ``call={"masked_steps": kind}`` sets the
+    features of the masked steps of every input to ``mask_value``."""
+
+    def arguments(self, layer: Any, case: Case, inputs: Any, rng: np.random.Generator) -> dict[str, Any]:
+        kind = case.call.get("masked_steps")
+        if kind is not None:
+            keep = sequence_mask(kind, *inputs.shape[:2])
+            inputs[~keep] = case.kwargs.get("mask_value", 0.0)
+        return super().arguments(layer, case, inputs, rng)
+
+
 MASKING_CASES = (
-    Case(Masking, "zeros-right", {"mask_value": 0.0}, (3, 5, 4), mask="right"),
-    Case(Masking, "value-1.5-holey", {"mask_value": 1.5}, (2, 6, 3), mask="holey"),
+    Case(Masking, "zeros-right", {"mask_value": 0.0}, (3, 5, 4), call={"masked_steps": "right"}),
+    Case(Masking, "value-1.5-holey", {"mask_value": 1.5}, (2, 6, 3), call={"masked_steps": "holey"}),
 )
 
 DENSE_DEVIATIONS = {
@@ -51,5 +87,5 @@ DENSE_DEVIATIONS = {
 
 LAYERS = (
     LayerInfo(Dense, DENSE_CASES, DENSE_ERRORS, deviations=DENSE_DEVIATIONS),
-    LayerInfo(Masking, MASKING_CASES),
+    LayerInfo(Masking, MASKING_CASES, driver=MaskingDriver()),
 )

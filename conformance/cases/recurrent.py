@@ -5,10 +5,17 @@ from __future__ import annotations
 
 import itertools
 
+from typing import Any
+
+import numpy as np
+
 from xlayers import LSTM
 from xlayers.errors import ArgumentError, InputShapeError
 
 from ..case import Case, ErrorCase, LayerInfo
+from ..driver import Driver, expectation, sequence_mask
+from ..keras_reference import unwrap
+from ..records import CaseResult
 
 SHAPE = (3, 7, 5)  # batch, time, features: all different, odd
 UNITS = 4
@@ -19,49 +26,113 @@ FLAGS = tuple(
         f"seq{int(seq)}-state{int(state)}-back{int(back)}-mask-{mask or 'none'}",
         {"units": UNITS, "return_sequences": seq, "return_state": state, "go_backwards": back},
         SHAPE,
-        mask=mask,
-        path="loop" if mask == "holey" else "fused",
+        call={"mask": mask} if mask else {},
+        expect={"path": "loop" if mask == "holey" else "fused"},
     )
     for seq, state, back, mask in itertools.product([False, True], [False, True], [False, True], [None, "right", "holey"])
 )
 
 OTHERS = (
-    Case(LSTM, "initial-state", {"units": UNITS, "return_sequences": True, "return_state": True}, SHAPE, initial_state=True, path="fused"),
-    Case(LSTM, "initial-state-back-mask-right", {"units": UNITS, "return_sequences": True, "go_backwards": True}, SHAPE, mask="right", initial_state=True, path="fused"),
-    Case(LSTM, "initial-state-loop", {"units": UNITS, "activation": "relu", "return_state": True}, SHAPE, initial_state=True, path="loop"),
-    Case(LSTM, "stateful-seq", {"units": UNITS, "stateful": True, "return_sequences": True}, SHAPE, calls=3, path="fused"),
-    Case(LSTM, "stateful-last", {"units": UNITS, "stateful": True, "return_state": True}, SHAPE, calls=2, path="fused"),
-    Case(LSTM, "stateful-back-mask-right", {"units": UNITS, "stateful": True, "go_backwards": True, "return_state": True}, SHAPE, mask="right", calls=2, path="fused"),
-    Case(LSTM, "stateful-holey-loop", {"units": UNITS, "stateful": True, "return_sequences": True}, SHAPE, mask="holey", calls=2, path="loop"),
-    Case(LSTM, "initial-state-mask-holey", {"units": UNITS, "return_sequences": True, "return_state": True}, SHAPE, mask="holey", initial_state=True, path="loop"),
-    Case(LSTM, "initial-state-back-seq0", {"units": UNITS, "go_backwards": True}, SHAPE, initial_state=True, path="fused"),
-    Case(LSTM, "mask-left", {"units": UNITS, "return_sequences": True}, SHAPE, mask="left", path="loop"),
-    Case(LSTM, "mask-empty-row", {"units": UNITS, "return_sequences": True, "return_state": True}, SHAPE, mask="empty-row", path="fused"),
-    Case(LSTM, "mask-empty-row-back", {"units": UNITS, "go_backwards": True, "return_state": True}, SHAPE, mask="empty-row", path="fused"),
-    Case(LSTM, "zero-output-for-mask", {"units": UNITS, "return_sequences": True, "zero_output_for_mask": True}, SHAPE, mask="right", path="fused"),
-    Case(LSTM, "act-relu", {"units": UNITS, "activation": "relu", "return_sequences": True}, SHAPE, path="loop"),
-    Case(LSTM, "act-linear", {"units": UNITS, "activation": "linear"}, SHAPE, path="loop"),
-    Case(LSTM, "recurrent-act-hard-sigmoid", {"units": UNITS, "recurrent_activation": "hard_sigmoid", "return_sequences": True}, SHAPE, mask="right", path="loop"),
-    Case(LSTM, "no-bias", {"units": UNITS, "use_bias": False, "return_sequences": True}, SHAPE, path="fused"),
-    Case(LSTM, "no-unit-forget-bias", {"units": UNITS, "unit_forget_bias": False}, SHAPE, path="fused"),
-    Case(LSTM, "unroll", {"units": UNITS, "unroll": True, "return_sequences": True}, SHAPE, path="fused"),
-    Case(LSTM, "use-cudnn-false", {"units": UNITS, "use_cudnn": False, "return_sequences": True}, SHAPE, mask="right", path="loop"),
-    Case(LSTM, "dropout-inference", {"units": UNITS, "dropout": 0.3, "recurrent_dropout": 0.2, "return_sequences": True}, SHAPE, path="fused"),
-    Case(LSTM, "training-dropout", {"units": UNITS, "dropout": 0.4, "return_sequences": True}, SHAPE, training=True, path="fused"),
+    Case(LSTM, "initial-state", {"units": UNITS, "return_sequences": True, "return_state": True}, SHAPE, call={"initial_state": True}, expect={"path": "fused"}),
+    Case(LSTM, "initial-state-back-mask-right", {"units": UNITS, "return_sequences": True, "go_backwards": True}, SHAPE, call={"mask": "right", "initial_state": True}, expect={"path": "fused"}),
+    Case(LSTM, "initial-state-loop", {"units": UNITS, "activation": "relu", "return_state": True}, SHAPE, call={"initial_state": True}, expect={"path": "loop"}),
+    Case(LSTM, "stateful-seq", {"units": UNITS, "stateful": True, "return_sequences": True}, SHAPE, expect={"path": "fused"}, calls=3),
+    Case(LSTM, "stateful-last", {"units": UNITS, "stateful": True, "return_state": True}, SHAPE, expect={"path": "fused"}, calls=2),
+    Case(LSTM, "stateful-back-mask-right", {"units": UNITS, "stateful": True, "go_backwards": True, "return_state": True}, SHAPE, call={"mask": "right"}, expect={"path": "fused"}, calls=2),
+    Case(LSTM, "stateful-holey-loop", {"units": UNITS, "stateful": True, "return_sequences": True}, SHAPE, call={"mask": "holey"}, expect={"path": "loop"}, calls=2),
+    Case(LSTM, "initial-state-mask-holey", {"units": UNITS, "return_sequences": True, "return_state": True}, SHAPE, call={"mask": "holey", "initial_state": True}, expect={"path": "loop"}),
+    Case(LSTM, "initial-state-back-seq0", {"units": UNITS, "go_backwards": True}, SHAPE, call={"initial_state": True}, expect={"path": "fused"}),
+    Case(LSTM, "mask-left", {"units": UNITS, "return_sequences": True}, SHAPE, call={"mask": "left"}, expect={"path": "loop"}),
+    Case(LSTM, "mask-empty-row", {"units": UNITS, "return_sequences": True, "return_state": True}, SHAPE, call={"mask": "empty-row"}, expect={"path": "fused"}),
+    Case(LSTM, "mask-empty-row-back", {"units": UNITS, "go_backwards": True, "return_state": True}, SHAPE, call={"mask": "empty-row"}, expect={"path": "fused"}),
+    Case(LSTM, "zero-output-for-mask", {"units": UNITS, "return_sequences": True, "zero_output_for_mask": True}, SHAPE, call={"mask": "right"}, expect={"path": "fused"}),
+    Case(LSTM, "act-relu", {"units": UNITS, "activation": "relu", "return_sequences": True}, SHAPE, expect={"path": "loop"}),
+    Case(LSTM, "act-linear", {"units": UNITS, "activation": "linear"}, SHAPE, expect={"path": "loop"}),
+    Case(LSTM, "recurrent-act-hard-sigmoid", {"units": UNITS, "recurrent_activation": "hard_sigmoid", "return_sequences": True}, SHAPE, call={"mask": "right"}, expect={"path": "loop"}),
+    Case(LSTM, "no-bias", {"units": UNITS, "use_bias": False, "return_sequences": True}, SHAPE, expect={"path": "fused"}),
+    Case(LSTM, "no-unit-forget-bias", {"units": UNITS, "unit_forget_bias": False}, SHAPE, expect={"path": "fused"}),
+    Case(LSTM, "unroll", {"units": UNITS, "unroll": True, "return_sequences": True}, SHAPE, expect={"path": "fused"}),
+    Case(LSTM, "use-cudnn-false", {"units": UNITS, "use_cudnn": False, "return_sequences": True}, SHAPE, call={"mask": "right"}, expect={"path": "loop"}),
+    Case(LSTM, "dropout-inference", {"units": UNITS, "dropout": 0.3, "recurrent_dropout": 0.2, "return_sequences": True}, SHAPE, expect={"path": "fused"}),
+    Case(LSTM, "training-dropout", {"units": UNITS, "dropout": 0.4, "return_sequences": True}, SHAPE, call={"training": True}, expect={"path": "fused"}),
     Case(LSTM, "training-dropout-recurrent", {"units": UNITS, "dropout": 0.3, "recurrent_dropout": 0.25, "return_state": True},
-         SHAPE, mask="right", training=True, path="loop"),
-    Case(LSTM, "wide-float64", {"units": 6, "return_sequences": True}, (2, 9, 3), mask="right", path="fused", dtypes=("float32", "float64")),
-    Case(LSTM, "loop-float64", {"units": 5, "activation": "relu", "return_state": True}, (2, 6, 3), path="loop", dtypes=("float64",)),
+         SHAPE, call={"mask": "right", "training": True}, expect={"path": "loop"}),
+    Case(LSTM, "wide-float64", {"units": 6, "return_sequences": True}, (2, 9, 3), call={"mask": "right"}, expect={"path": "fused"}, dtypes=("float32", "float64")),
+    Case(LSTM, "loop-float64", {"units": 5, "activation": "relu", "return_state": True}, (2, 6, 3), expect={"path": "loop"}, dtypes=("float64",)),
     Case(LSTM, "half", {"units": 8, "return_sequences": True}, (2, 6, 5), dtypes=("float16", "bfloat16")),
 )
 
+_LSTM = r"^`LSTM` layer 'lstm': "
+
 ERRORS = (
-    ErrorCase("units-zero", {"units": 0}, ArgumentError, r"`LSTM`: `units` must be a positive integer"),
-    ErrorCase("dropout-range", {"units": 3, "dropout": 1.5}, ArgumentError, r"`dropout` must be a float in \[0, 1\]"),
-    ErrorCase("use-cudnn-activation", {"units": 3, "activation": "relu", "use_cudnn": True}, ArgumentError, r"`use_cudnn=True` needs"),
-    ErrorCase("rank-2", {"units": 3}, InputShapeError, r"expected an input of rank 3", (3, 5)),
-    ErrorCase("no-timesteps", {"units": 3}, InputShapeError, r"`LSTM` layer 'lstm': `lstm` expects .*at least one time step", (2, 0, 4)),
-    ErrorCase("features", {"units": 3}, InputShapeError, r"expected axis -1 of the input to have size 5", (3, 7, 6), (3, 7, 5)),
+    ErrorCase("units-zero", {"units": 0}, ArgumentError, _LSTM + r"`units` must be a positive integer"),
+    ErrorCase("dropout-range", {"units": 3, "dropout": 1.5}, ArgumentError, _LSTM + r"`dropout` must be a float in \[0, 1\]"),
+    ErrorCase("use-cudnn-activation", {"units": 3, "activation": "relu", "use_cudnn": True}, ArgumentError, _LSTM + r"`use_cudnn=True` needs"),
+    ErrorCase("rank-2", {"units": 3}, InputShapeError, _LSTM + r"expected an input of rank 3", (3, 5)),
+    ErrorCase("no-timesteps", {"units": 3}, InputShapeError, _LSTM + r".*at least one time step", (2, 0, 4)),
+    ErrorCase("features", {"units": 3}, InputShapeError, _LSTM + r"expected axis -1 of the input to have size 5", (3, 7, 6), (3, 7, 5)),
 )
 
-LAYERS = (LayerInfo(LSTM, FLAGS + OTHERS, ERRORS),)
+
+class RecurrentDriver(Driver):
+    """Recurrent layers: ``call={"mask": kind}`` passes a ``(batch, time)`` mask of that kind
+    (`conformance.driver.sequence_mask`), ``{"initial_state": True}`` random initial states,
+    ``{"training": True}`` calls in training mode with Keras dropping the units xlayers
+    dropped (only the keep pattern is shared; each framework scales its own).
+    ``expect={"path": ...}`` is the kernel path (``"fused"`` or ``"loop"``) the layer must take."""
+
+    def arguments(self, layer: Any, case: Case, inputs: Any, rng: np.random.Generator) -> dict[str, Any]:
+        arguments = super().arguments(layer, case, inputs, rng)
+        batch, steps = inputs.shape[:2]
+        if case.call.get("mask"):
+            arguments["mask"] = sequence_mask(case.call["mask"], batch, steps)
+        if case.call.get("initial_state"):
+            arguments["initial_state"] = [rng.standard_normal(shape).astype(inputs.dtype) for shape in layer.state_shapes(batch)]
+        return arguments
+
+    def reset(self, layer: Any, twin: Any) -> None:
+        if layer.stateful:
+            layer.reset_state()
+            twin.reset_state()
+
+    def after_call(self, layer: Any, memo: list[Any]) -> None:
+        memo.append(layer.last_dropout_masks)
+
+    def before_keras_call(self, twin: Any, memo: list[Any], index: int) -> None:
+        cell = unwrap(twin).cell
+        if index < len(memo) and memo[index] is not None:  # Keras's cell caches its masks per call
+            dropout, recurrent = memo[index]
+            cell._dropout_mask = _keras_mask(dropout, cell.dropout)
+            cell._recurrent_dropout_mask = _keras_mask(recurrent, cell.recurrent_dropout)
+
+    def check(self, layer: Any, case: Case, result: CaseResult) -> None:
+        result.path = layer.last_path
+        check = expectation(case, "path", layer.last_path)
+        if check is not None:
+            result.checks.append(check)
+
+    def onnx_refusal(self, case: Case) -> str:
+        if case.call.get("mask") in ("holey", "left"):
+            return "the exported graph takes masks as right-padded (ONNX's LSTM takes sequence lengths)"
+        if case.call.get("initial_state"):
+            return "initial states are call arguments the export does not take"
+        return ""
+
+    def onnx_inputs(self, arguments: dict[str, Any]) -> list[str]:
+        return ["mask"] if "mask" in arguments else []
+
+
+def _keras_mask(mask: Any, rate: float) -> Any:
+    """The units xlayers kept, as the mask Keras's cell caches (one tensor, or one per gate).
+    Only the keep pattern is shared: the values are Keras's own, ``keep / (1 - rate)``, so a
+    wrongly scaled mask in xlayers still shows."""
+    import tensorflow as tf
+
+    if mask is None:
+        return None
+    keep = mask.detach().cpu().numpy() != 0
+    array = (keep / (1.0 - rate)).astype(np.float32)
+    return [tf.constant(m) for m in array] if array.ndim == 3 else tf.constant(array)
+
+
+LAYERS = (LayerInfo(LSTM, FLAGS + OTHERS, ERRORS, driver=RecurrentDriver()),)
