@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import itertools
 import os
+import re
 
 os.environ.setdefault("TF_ENABLE_ONEDNN_OPTS", "0")
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
@@ -19,17 +20,8 @@ import torch
 import torch.nn.functional as F
 
 from xlayers.errors import ArgumentError, ArgumentTypeError, InputShapeError
-from xlayers.layers.conv_ops import METHODS, conv, conv_padded
-from xlayers.padding import (
-    is_symmetric,
-    normalize_tuple,
-    output_size,
-    output_size_1d,
-    same_padding,
-    same_padding_1d,
-    same_padding_is_static,
-    static_same_padding,
-)
+from xlayers.layers.conv_ops import conv, conv_padded
+from xlayers.padding import normalize_padding, normalize_tuple, output_size, output_size_1d, same_padding, same_padding_1d
 
 import tensorflow as tf  # noqa: E402  (the reference: a missing TF must fail, not skip)
 
@@ -145,24 +137,27 @@ def test_argument_validation():
     with pytest.raises(InputShapeError):
         same_padding((None, 5), 3)
     assert normalize_tuple([1, 2], 2, "strides") == (1, 2)
+    assert normalize_tuple(3, 3, "kernel_size") == (3, 3, 3)
 
 
-def test_static_same_padding_brute_force():
-    for k, s, d in itertools.product(range(1, 8), range(1, 5), range(1, 5)):
-        pairs = {same_padding_1d(n, k, s, d) for n in range(1, 4 * s * ((k - 1) * d + 1) + 2)}
-        static = static_same_padding(k, s, d)
-        assert len(static) == 1
-        if len(pairs) == 1 and is_symmetric(pairs):
-            assert static == (next(iter(pairs))[0],), (k, s, d, pairs)
-            assert same_padding_is_static(k, s, d)
-        else:
-            assert static == (None,), (k, s, d, pairs)
-            assert not same_padding_is_static(k, s, d)
-    assert static_same_padding((3, 2), 1, 1) == (1, None)
-    assert static_same_padding(3, 1, 1, rank=2) == (1, 1)
-    assert same_padding_is_static((3, 5), (1, 1), (2, 1))
-    assert not same_padding_is_static((3, 2), 1, 1)
-    assert not same_padding_is_static((3, 3), (1, 2), 1)
+@pytest.mark.parametrize(
+    "value, error",
+    [((1, 0), ArgumentError), ((1, 2, 3), ArgumentError), (0, ArgumentError), ((1, 2.0), ArgumentTypeError), ("12", ArgumentTypeError)],
+)
+def test_normalize_tuple_message(value, error):
+    """One message per argument: backticked name, expectation, ``Received: name=value.``"""
+    message = f"`strides` must be a positive int or a tuple of 2 positive ints. Received: strides={value!r}."
+    with pytest.raises(error, match=f"^{re.escape(message)}$"):
+        normalize_tuple(value, 2, "strides")
+
+
+def test_normalize_padding():
+    assert normalize_padding("SAME") == "same"
+    assert normalize_padding("Causal", allow_causal=True) == "causal"
+    with pytest.raises(ArgumentError, match=re.escape("`padding` must be one of ('valid', 'same'). Received: padding='causal'.")):
+        normalize_padding("causal")
+    with pytest.raises(ArgumentTypeError, match=re.escape("`padding` must be a string. Received: padding=None.")):
+        normalize_padding(None)
 
 
 def test_padding_placement_matches_tf_conv1d():
@@ -246,7 +241,7 @@ def test_conv2d_same_matches_fpad_and_tf(batch, hw, s, d, groups):
 
 
 @pytest.mark.parametrize("batch,hw,s,d,groups", CONV2D_GRID)
-def test_conv2d_all_methods_forward_and_gradients(batch, hw, s, d, groups):
+def test_conv2d_forward_and_gradients(batch, hw, s, d, groups):
     for k, dtype, tol in ((2, torch.float64, 1e-11), (3, torch.float64, 1e-11), (4, torch.float64, 1e-11),
                           (3, torch.float32, 2e-5)):
         _, x0, w0, b0 = make_inputs(batch, hw, 4, 6, k, groups, dtype, seed=10 + k)
@@ -255,11 +250,10 @@ def test_conv2d_all_methods_forward_and_gradients(batch, hw, s, d, groups):
         ref = ref_conv(xr, wr, br, s, pads, d, groups)
         gy = torch.randn(ref.shape, dtype=dtype, generator=torch.Generator().manual_seed(3))
         ref.backward(gy)
-        for method, contiguous in [(m, True) for m in METHODS] + [("shift", False), ("fold", False)]:
+        for contiguous in (True, False):
             x = x0.detach().clone(memory_format=torch.preserve_format).requires_grad_()
             w, b = (t.detach().clone().requires_grad_() for t in (w0, b0))
-            y = conv(x, w, b, strides=s, padding="same", dilation_rate=d, groups=groups,
-                     method=method, contiguous=contiguous)
+            y = conv(x, w, b, strides=s, padding="same", dilation_rate=d, groups=groups, contiguous=contiguous)
             torch.testing.assert_close(y, ref.detach(), rtol=tol, atol=tol)
             y.backward(gy)
             for got, want in ((x.grad, xr.grad), (w.grad, wr.grad), (b.grad, br.grad)):
@@ -286,13 +280,12 @@ def test_conv3d_matches_fpad_and_tf(s, d):
         x_last, x, w, b = make_inputs(2, dhw, 2, 3, k, 1, torch.float64, seed=k)
         pads = same_padding(dhw, k, s, d)
         ref = ref_conv(x, w, b, s, pads, d, 1)
-        for method in METHODS:
-            y = conv(x, w, b, strides=s, padding="same", dilation_rate=d, method=method)
-            torch.testing.assert_close(y, ref, rtol=1e-12, atol=1e-12)
-            # float64 conv3d has no oneDNN kernel (torch returns NCDHW); float32 keeps NDHWC
-            y32 = conv(x.float(), w.float(), b.float(), strides=s, padding="same", dilation_rate=d, method=method)
-            assert y32.is_contiguous(memory_format=torch.channels_last_3d)
-            torch.testing.assert_close(y32, ref.float(), rtol=1e-5, atol=1e-5)
+        y = conv(x, w, b, strides=s, padding="same", dilation_rate=d)
+        torch.testing.assert_close(y, ref, rtol=1e-12, atol=1e-12)
+        # float64 conv3d has no oneDNN kernel (torch returns NCDHW); float32 keeps NDHWC
+        y32 = conv(x.float(), w.float(), b.float(), strides=s, padding="same", dilation_rate=d)
+        assert y32.is_contiguous(memory_format=torch.channels_last_3d)
+        torch.testing.assert_close(y32, ref.float(), rtol=1e-5, atol=1e-5)
         if d == 1:  # TF's CPU Conv3D has no dilation
             y_tf = tf.nn.conv3d(x_last.numpy(), w.permute(2, 3, 4, 1, 0).numpy(), [1, s, s, s, 1], "SAME").numpy()
             np.testing.assert_allclose(y.permute(0, 2, 3, 4, 1).numpy(), y_tf + b.numpy(), rtol=1e-10, atol=1e-10)
@@ -304,10 +297,47 @@ def test_mixed_per_dim_arguments_and_explicit_pads():
     pads = same_padding((9, 8), (3, 2), (2, 1), (1, 3))
     y = conv(x, w, b, strides=(2, 1), padding="same", dilation_rate=(1, 3))
     torch.testing.assert_close(y, ref_conv(x, w, b, (2, 1), pads, (1, 3), 1))
-    for method in METHODS:  # arbitrary explicit pairs, including after < before
-        for explicit in (((0, 3), (2, 0)), ((3, 1), (1, 2)), ((1, 1), (0, 4))):
-            y = conv_padded(x, w, b, explicit, strides=(2, 1), dilation_rate=(1, 2), method=method)
-            torch.testing.assert_close(y, ref_conv(x, w, b, (2, 1), explicit, (1, 2), 1))
+    for explicit in (((0, 3), (2, 0)), ((3, 1), (1, 2)), ((1, 1), (0, 4))):  # including after < before
+        want = ref_conv(x, w, b, (2, 1), explicit, (1, 2), 1)
+        torch.testing.assert_close(conv_padded(x, w, b, explicit, strides=(2, 1), dilation_rate=(1, 2)), want)
+        torch.testing.assert_close(conv(x, w, b, strides=(2, 1), padding=explicit, dilation_rate=(1, 2)), want)
+
+
+@pytest.mark.parametrize("s,d", [(1, 1), (2, 1), (3, 1), (1, 2), (1, 3)])
+def test_conv1d_causal_pairs_forward_and_gradients(s, d):
+    """Keras's 'causal' as explicit pairs ``((d * (k - 1), 0),)``: no padded copy of the
+    channels-last input, equal to ``F.pad`` on the left then an unpadded conv."""
+    for n, k, groups in itertools.product((5, 8, 11), (1, 2, 3, 4), (1, 2)):
+        _, x0, w0, b0 = make_inputs(2, (n,), 4, 6, k, groups, torch.float64, seed=n + k)
+        pads = ((d * (k - 1), 0),)
+        xr, wr, br = (t.detach().clone().requires_grad_() for t in (x0, w0, b0))
+        ref = ref_conv(xr, wr, br, s, pads, d, groups)
+        assert ref.shape[2] == output_size_1d(n, k, s, d, "causal")
+        gy = torch.randn(ref.shape, dtype=torch.float64, generator=torch.Generator().manual_seed(n))
+        ref.backward(gy)
+        x = x0.detach().clone(memory_format=torch.preserve_format).requires_grad_()
+        w, b = (t.detach().clone().requires_grad_() for t in (w0, b0))
+        y = conv(x, w, b, strides=s, padding=pads, dilation_rate=d, groups=groups)
+        torch.testing.assert_close(y, ref.detach(), rtol=1e-12, atol=1e-12)
+        assert y.stride(1) == 1  # channels stay innermost
+        y.backward(gy)
+        for got, want in ((x.grad, xr.grad), (w.grad, wr.grad), (b.grad, br.grad)):
+            torch.testing.assert_close(got, want, rtol=1e-11, atol=1e-11)
+
+
+def test_exported_graph_pads_then_convolves():
+    """Under ``torch.export`` an asymmetric pad is ``F.pad`` + an unpadded conv (ONNX folds
+    the two into one ``Conv``); the numbers are the same."""
+
+    class Same(torch.nn.Module):
+        def forward(self, x, w):
+            return conv(x, w, None, strides=2, padding="same")
+
+    _, x, w, _ = make_inputs(2, (8, 9), 4, 6, 3, 1, torch.float32)
+    program = torch.export.export(Same(), (x, w))
+    targets = {str(node.target) for node in program.graph.nodes if node.op == "call_function"}
+    assert any("pad" in t for t in targets), targets
+    torch.testing.assert_close(program.module()(x, w), Same()(x, w))
 
 
 def test_symmetric_and_valid_go_straight_to_conv():
@@ -343,8 +373,6 @@ def test_errors():
     assert conv(x, w, b, padding="same").shape == (1, 2, 3, 3)
     with pytest.raises(ArgumentError):
         conv(x, w, b, padding="full")
-    with pytest.raises(ArgumentError):
-        conv(x, w, b, padding="same", method="nope")
     with pytest.raises(InputShapeError):
         conv(x[0], w, b)
     with pytest.raises(ArgumentError):

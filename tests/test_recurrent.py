@@ -1,5 +1,6 @@
-"""LSTM: the checklist, live gate-split views, the fused-path proof, statefulness, dropout,
-compile, and bad call arguments.
+"""LSTM and the recurrent base: the checklist, live gate-split views, Keras paths and torch
+views from LAYOUT, the fused-path proof, the fused decision, states, dropout masks, compile,
+export rules, and bad call arguments.
 
 Keras equivalence over every flag and mask kind, and the constructor's error messages, are
 registry data: `conformance/cases/recurrent.py`."""
@@ -12,7 +13,9 @@ from conformance.keras_reference import keras_call, keras_twin
 from conformance.testing import check_layer, randomize_weights
 from xlayers.tolerance import assert_close
 from xlayers import LSTM, Masking, Sequential
-from xlayers.errors import InputShapeError
+from xlayers.errors import ArgumentError, InputShapeError
+from xlayers.layers.recurrent import BaseRNN
+from xlayers.layers.recurrent_ops import lstm
 
 BATCH, STEPS, FEATURES, UNITS = 3, 7, 5, 4
 GATES = "ifco"
@@ -139,3 +142,107 @@ def test_lstm_bad_call_arguments():
         layer(torch.randn(BATCH, STEPS, FEATURES), mask=torch.ones(BATCH, 6, dtype=torch.bool))
     with pytest.raises(InputShapeError, match=r"initial state `c` must have shape \(batch, units\) = \(3, 4\)"):
         layer(torch.randn(BATCH, STEPS, FEATURES), initial_state=[torch.zeros(BATCH, UNITS), torch.zeros(BATCH, 2)])
+
+
+def test_weights_walk_with_keras_3_paths():
+    layer = LSTM(UNITS)
+    layer(torch.randn(BATCH, STEPS, FEATURES))
+    assert [entry.path for entry in layer.walk_weights()] == ["cell/kernel", "cell/recurrent_kernel", "cell/bias"]
+    assert [entry.path for entry in LSTM(UNITS, use_bias=False, input_shape=(STEPS, FEATURES)).walk_weights()] == [
+        "cell/kernel", "cell/recurrent_kernel"]
+
+
+def test_the_op_gets_torch_views_of_the_parameters():
+    """The fused kernel reads the parameters' own storage: the torch layout is a view, not a copy."""
+    from torch.overrides import TorchFunctionMode
+
+    class Recorder(TorchFunctionMode):
+        def __init__(self):
+            super().__init__()
+            self.params = None
+
+        def __torch_function__(self, func, types, args=(), kwargs=None):
+            if func is torch.lstm:
+                self.params = args[2]
+            return func(*args, **(kwargs or {}))
+
+    layer = LSTM(UNITS)
+    x = torch.randn(BATCH, STEPS, FEATURES)
+    layer(x)
+    with Recorder() as recorder, torch.no_grad():
+        layer(x)
+    w_ih, w_hh, b_ih, _ = recorder.params
+    assert w_ih.shape == (4 * UNITS, FEATURES) and w_ih.data_ptr() == layer.kernel.data_ptr()
+    assert w_hh.shape == (4 * UNITS, UNITS) and w_hh.data_ptr() == layer.recurrent_kernel.data_ptr()
+    assert b_ih.data_ptr() == layer.bias.data_ptr()
+    assert torch.equal(w_ih, layer.kernel.T) and torch.equal(layer.weight_view("recurrent_kernel"), layer.recurrent_kernel.T)
+
+
+def test_fused_decision_is_one_property_of_the_configuration():
+    assert LSTM(UNITS).fused_ok and LSTM(UNITS, recurrent_dropout=0.2).fused_ok
+    assert not LSTM(UNITS, use_cudnn=False).fused_ok
+    assert not LSTM(UNITS, activation="relu").fused_ok and not LSTM(UNITS, recurrent_activation="hard_sigmoid").fused_ok
+    custom = LSTM(UNITS, activation=lambda v: torch.tanh(v))  # a callable the layer cannot vouch for
+    x = torch.randn(BATCH, STEPS, FEATURES)
+    custom(x)
+    assert not custom.fused_ok and custom.last_path == "loop"
+    with pytest.raises(ArgumentError, match=r"`use_cudnn=True` needs activation='tanh', recurrent_activation='sigmoid' "
+                       r"and no recurrent_dropout\. Received: activation='relu'"):
+        LSTM(UNITS, activation="relu", use_cudnn=True)
+    strict = LSTM(UNITS, use_cudnn=True)
+    strict(x)
+    with pytest.raises(ArgumentError, match=r"`LSTM` layer 'lstm_\d+': `use_cudnn=True` but the fused kernel cannot run this call"):
+        strict(x, mask=torch.tensor(MASKS["holey"]))
+
+
+def test_base_is_abstract():
+    with pytest.raises(TypeError, match=r"`BaseRNN` is abstract"):
+        BaseRNN()
+    assert LSTM.STATES == ("h", "c") and issubclass(LSTM, BaseRNN)
+
+
+def test_last_dropout_masks_are_the_masks_the_call_applied():
+    x = torch.randn(BATCH, STEPS, FEATURES)
+    layer = LSTM(UNITS, dropout=0.4, seed=3, return_sequences=True)
+    layer(x, training=False)
+    assert layer.last_dropout_masks == (None, None)
+    out = layer(x, training=True)
+    drop, recurrent = layer.last_dropout_masks
+    assert recurrent is None and drop.shape == (BATCH, FEATURES) and layer.last_path == "fused"
+    assert torch.all((drop == 0) | torch.isclose(drop, torch.tensor(1 / 0.6)))  # kept units scaled by 1 / (1 - rate)
+    weights = [layer.weight_view(n) for n in ("kernel", "recurrent_kernel", "bias")]
+    torch.testing.assert_close(out, lstm(x, *weights, dropout_mask=drop)[0])
+    both = LSTM(UNITS, dropout=0.4, recurrent_dropout=0.3, seed=3, return_sequences=True)
+    out = both(x, training=True)
+    drop, recurrent = both.last_dropout_masks
+    assert drop.shape == (4, BATCH, FEATURES) and recurrent.shape == (4, BATCH, UNITS) and both.last_path == "loop"
+    weights = [both.weight_view(n) for n in ("kernel", "recurrent_kernel", "bias")]
+    torch.testing.assert_close(out, lstm(x, *weights, dropout_mask=drop, recurrent_dropout_mask=recurrent)[0])
+    both(x, training=False)
+    assert both.last_dropout_masks == (None, None)
+
+
+def test_initial_state_and_stateful_rules():
+    layer = LSTM(UNITS, return_state=True)
+    x = torch.randn(BATCH, STEPS, FEATURES)
+    with pytest.raises(ArgumentError, match=r"`LSTM` layer 'lstm': `initial_state` must be a list of 2 states \[h, c\]\. Received: 1 states"):
+        layer(x, initial_state=[torch.zeros(BATCH, UNITS)])
+    with pytest.raises(ArgumentError, match=r"Received: initial_state of type Tensor"):
+        layer(x, initial_state=torch.zeros(BATCH, UNITS))
+    out, h, c = layer(x, initial_state=[np.zeros((BATCH, UNITS), np.float32)] * 2)
+    assert torch.equal(out, h) and c.shape == (BATCH, UNITS)
+    stateful = LSTM(UNITS, stateful=True, return_state=True)
+    _, h1, c1 = stateful(x)
+    assert torch.equal(stateful.states[0], h1) and torch.equal(stateful.states[1], c1)
+    _, h2, _ = stateful(x)
+    stateful.reset_states()
+    _, h3, _ = stateful(x)
+    assert not torch.equal(h2, h1) and torch.equal(h3, h1)  # carried over, then reset
+
+
+def test_export_rules_live_on_the_layer():
+    assert LSTM(UNITS).export_refusal() is None
+    assert "`stateful` layers cannot be exported" in LSTM(UNITS, stateful=True).export_refusal()
+    assert LSTM(UNITS, activation="relu").export_refusal().startswith(
+        "only LSTMs on the fused kernel (activation='tanh', recurrent_activation='sigmoid', use_cudnn not False)")
+    assert LSTM(UNITS).onnx_dynamic_axes() == {0: "batch", 1: "time"}

@@ -1,4 +1,7 @@
-"""Tests for xlayers.layers.recurrent_ops.lstm against keras.layers.LSTM (TF backend)."""
+"""Tests for xlayers.layers.recurrent_ops.lstm against keras.layers.LSTM (TF backend).
+
+The reference data is in Keras's layout; the op takes torch's, derived from LSTM's LAYOUT
+(`torch_weights`), so gradients flow back to the Keras-layout leaves Keras differentiates."""
 
 import os
 
@@ -13,6 +16,7 @@ import torch.nn.functional as F
 from torch.overrides import TorchFunctionMode
 
 from xlayers.errors import ArgumentError, InputShapeError, WeightShapeError
+from xlayers.layers.recurrent import LSTM
 from xlayers.layers.recurrent_ops import (
     fused_lstm_supported,
     is_right_padded,
@@ -65,6 +69,20 @@ def make_data(dtype=np.float32, seed=0, use_bias=True):
     h0 = rng.normal(scale=0.5, size=(N, U)).astype(dtype)
     c0 = rng.normal(scale=0.5, size=(N, U)).astype(dtype)
     return x, k, rk, b, h0, c0
+
+
+DECLARED = {weight.name: weight for weight in LSTM.LAYOUT}
+
+
+def torch_weights(k, rk, b=None):
+    """Keras-layout kernel, recurrent kernel and bias (arrays or tensors) in torch's layout, as
+    LSTM's LAYOUT derives it (views of tensors: gradients reach the Keras-layout leaves)."""
+    values = [a if isinstance(a, torch.Tensor) else torch.tensor(a) for a in (k, rk)]
+    ih, hh = (DECLARED[n].convert(v, "keras", "torch") for n, v in zip(("kernel", "recurrent_kernel"), values))
+    if b is None:
+        return ih, hh, None
+    b = b if isinstance(b, torch.Tensor) else torch.tensor(b)
+    return ih, hh, DECLARED["bias"].convert(b, "keras", "torch")
 
 
 def mask_array(kind):
@@ -134,7 +152,7 @@ def torch_run(x, k, rk, b, *, h0=None, c0=None, mask=None, upstream=None, dmask=
     if h0 is not None:
         state = [torch.tensor(a, requires_grad=upstream is not None) for a in (h0, c0)]
     out, h, c, path = lstm(
-        xs, ws[0], ws[1], bt, initial_state=state,
+        xs, *torch_weights(ws[0], ws[1], bt), initial_state=state,
         mask=None if mask is None else torch.tensor(mask),
         dropout_mask=None if dmask is None else torch.tensor(dmask),
         recurrent_dropout_mask=None if rdmask is None else torch.tensor(rdmask),
@@ -284,7 +302,7 @@ def test_half_precision_cpu_fused(dtype, mask_kind):
     assert fused_lstm_supported(dtype, torch.device("cpu"))
     x, k, rk, b, h0, c0 = make_data(seed=8)
     mask = None if mask_kind == "none" else torch.tensor(mask_array(mask_kind))
-    args32 = [torch.tensor(a) for a in (x, k, rk, b)]
+    args32 = [torch.tensor(x), *torch_weights(k, rk, b)]
     st32 = [torch.tensor(h0), torch.tensor(c0)]
     ref = lstm(*args32, initial_state=st32, mask=mask)
     low = lstm(*[a.to(dtype) for a in args32], initial_state=[s.to(dtype) for s in st32], mask=mask)
@@ -396,7 +414,7 @@ def test_recurrent_dropout_per_gate_masks_match_keras(mask_kind):
         assert_close(g, e)
     # masks as a list of 4 tensors are accepted too
     out_list = lstm(
-        torch.tensor(x), torch.tensor(k), torch.tensor(rk), torch.tensor(b),
+        torch.tensor(x), *torch_weights(k, rk, b),
         initial_state=[torch.tensor(h0), torch.tensor(c0)],
         mask=None if mask is None else torch.tensor(mask),
         dropout_mask=[torch.tensor(m) for m in dmask],
@@ -418,10 +436,8 @@ def test_recurrent_dropout_shared_mask_and_per_gate_input_masks():
     for a, e in zip((out, h, c), ref):
         assert_close(a, e)
     rd1 = _dropout_mask((N, U), 0.3, 50)
-    same4 = lstm(torch.tensor(x), torch.tensor(k), torch.tensor(rk), torch.tensor(b),
-                 recurrent_dropout_mask=torch.tensor(np.stack([rd1] * 4)))
-    one = lstm(torch.tensor(x), torch.tensor(k), torch.tensor(rk), torch.tensor(b),
-               recurrent_dropout_mask=torch.tensor(rd1))
+    same4 = lstm(torch.tensor(x), *torch_weights(k, rk, b), recurrent_dropout_mask=torch.tensor(np.stack([rd1] * 4)))
+    one = lstm(torch.tensor(x), *torch_weights(k, rk, b), recurrent_dropout_mask=torch.tensor(rd1))
     assert one[3] == same4[3] == "loop"
     torch.testing.assert_close(one[0], same4[0])
 
@@ -471,8 +487,8 @@ def _n_matmuls(counts):
 def test_fused_path_runs_aten_lstm_without_per_step_matmuls(go_backwards, with_grad):
     def run(t_len):
         x = torch.randn(N, t_len, FEAT, requires_grad=with_grad)
-        k = torch.randn(FEAT, 4 * U, requires_grad=with_grad)
-        rk = torch.randn(U, 4 * U)
+        k = torch.randn(4 * U, FEAT, requires_grad=with_grad)
+        rk = torch.randn(4 * U, U)
         b = torch.randn(4 * U)
 
         def go():
@@ -496,7 +512,7 @@ def test_packed_path_runs_single_aten_lstm():
     # Right-padded masks go through packed sequences: one aten::lstm call (on CPU torch
     # does not use oneDNN for packed input, its C++ kernel loops over time internally).
     x = torch.randn(N, T, FEAT)
-    k, rk, b = torch.randn(FEAT, 4 * U), torch.randn(U, 4 * U), torch.randn(4 * U)
+    k, rk, b = torch.randn(4 * U, FEAT), torch.randn(4 * U, U), torch.randn(4 * U)
     mask = torch.tensor(mask_array("right"))
     counts = _op_counts(lambda: lstm(x, k, rk, b, mask=mask))
     assert counts.get("aten::lstm", 0) == 1
@@ -505,7 +521,7 @@ def test_packed_path_runs_single_aten_lstm():
 def test_loop_path_projects_inputs_once():
     def run(t_len):
         x = torch.randn(N, t_len, FEAT)
-        k, rk, b = torch.randn(FEAT, 4 * U), torch.randn(U, 4 * U), torch.randn(4 * U)
+        k, rk, b = torch.randn(4 * U, FEAT), torch.randn(4 * U, U), torch.randn(4 * U)
         return _op_counts(lambda: lstm(x, k, rk, b, fused_ok=False))
 
     short, long = run(5), run(20)
@@ -526,7 +542,7 @@ class _Recorder(TorchFunctionMode):
 
 def test_no_mask_fused_path_does_not_copy_inputs_or_weights():
     x = torch.randn(N, T, FEAT)
-    k, rk, b = torch.randn(FEAT, 4 * U), torch.randn(U, 4 * U), torch.randn(4 * U)
+    k, rk, b = torch.randn(4 * U, FEAT), torch.randn(4 * U, U), torch.randn(4 * U)
     with _Recorder() as rec:
         lstm(x, k, rk, b)
     lstm_calls = [a for f, a in rec.calls if f is torch.lstm]
@@ -534,8 +550,7 @@ def test_no_mask_fused_path_does_not_copy_inputs_or_weights():
     args = lstm_calls[0]
     assert args[0] is x  # the input goes in untouched, batch-first
     w_ih, w_hh, b_ih, b_hh = args[2]
-    assert w_ih.data_ptr() == k.data_ptr() and w_ih.shape == (4 * U, FEAT)  # views
-    assert w_hh.data_ptr() == rk.data_ptr() and w_hh.shape == (4 * U, U)
+    assert w_ih is k and w_hh is rk  # torch-layout weights go in as they are
     assert b_ih is b and torch.count_nonzero(b_hh) == 0
     assert args[3] is True and args[-1] is True  # has_biases, batch_first
     names = {getattr(f, "__name__", str(f)) for f, _ in rec.calls}
@@ -549,7 +564,7 @@ def test_no_mask_fused_path_does_not_copy_inputs_or_weights():
 
 def test_path_selection():
     x = torch.randn(N, T, FEAT)
-    k, rk, b = torch.randn(FEAT, 4 * U), torch.randn(U, 4 * U), torch.randn(4 * U)
+    k, rk, b = torch.randn(4 * U, FEAT), torch.randn(4 * U, U), torch.randn(4 * U)
     assert lstm(x, k, rk, b)[3] == "fused"
     assert lstm(x, k, rk, b, activation=F.tanh, recurrent_activation=F.sigmoid)[3] == "fused"
     assert lstm(x, k, rk, b, activation=torch.nn.Tanh(), recurrent_activation=torch.nn.Sigmoid())[3] == "fused"
@@ -581,15 +596,15 @@ def test_is_right_padded():
 
 def test_validation_errors():
     x = torch.randn(N, T, FEAT)
-    k, rk, b = torch.randn(FEAT, 4 * U), torch.randn(U, 4 * U), torch.randn(4 * U)
+    k, rk, b = torch.randn(4 * U, FEAT), torch.randn(4 * U, U), torch.randn(4 * U)
     with pytest.raises(InputShapeError):
         lstm(x[0], k, rk, b)
     with pytest.raises(InputShapeError):
         lstm(x[:, :0], k, rk, b)
-    with pytest.raises(WeightShapeError):
+    with pytest.raises(WeightShapeError, match=r"`weight_ih` must have shape \(16, 5\)"):
         lstm(x, k[:, :-1], rk, b)
-    with pytest.raises(WeightShapeError):
-        lstm(x, k, rk[:, :-1], b)
+    with pytest.raises(WeightShapeError, match=r"`weight_hh` must have shape \(4 \* units, units\)"):
+        lstm(x, k, rk[:-1], b)
     with pytest.raises(WeightShapeError):
         lstm(x, k, rk, b[:-1])
     with pytest.raises(InputShapeError):
@@ -610,8 +625,8 @@ def test_validation_errors():
 def _compile_inputs(requires_grad=False):
     g = torch.Generator().manual_seed(0)
     x = torch.randn(N, T, FEAT, generator=g, requires_grad=requires_grad)
-    k = torch.randn(FEAT, 4 * U, generator=g, requires_grad=requires_grad)
-    rk = torch.randn(U, 4 * U, generator=g, requires_grad=requires_grad)
+    k = torch.randn(4 * U, FEAT, generator=g, requires_grad=requires_grad)
+    rk = torch.randn(4 * U, U, generator=g, requires_grad=requires_grad)
     b = torch.randn(4 * U, generator=g, requires_grad=requires_grad)
     h0, c0 = torch.randn(N, U, generator=g), torch.randn(N, U, generator=g)
     dm = (torch.rand(N, FEAT, generator=g) > 0.3).float() / 0.7
@@ -682,10 +697,11 @@ def test_cuda_fused_matches_loop(mask_kind, go_backwards):
         torch.tensor(a, dtype=torch.float64, device="cuda", requires_grad=True)
         for a in make_data(np.float64, seed=17)
     )
+    w_ih, w_hh, bias = torch_weights(k, rk, b)
     mask = None if mask_kind == "none" else torch.tensor(mask_array(mask_kind), device="cuda")
     res = {}
     for fused_ok in (None, False):
-        out, h, c, path = lstm(x, k, rk, b, initial_state=(h0, c0), mask=mask,
+        out, h, c, path = lstm(x, w_ih, w_hh, bias, initial_state=(h0, c0), mask=mask,
                                go_backwards=go_backwards, fused_ok=fused_ok)
         grads = torch.autograd.grad(out.sum() + h.sum() + 2 * c.sum(), (x, k, rk, b, h0, c0))
         res[path] = (out, h, c, *grads)

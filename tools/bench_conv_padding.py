@@ -50,6 +50,106 @@ import torch.nn.functional as F  # noqa: E402
 from xlayers.layers.conv_ops import conv  # noqa: E402
 from xlayers.padding import output_size, same_padding  # noqa: E402
 
+# ----------------------------------------------------------------------------------------
+# The exact formulations of asymmetric ('same') padding that xlayers does not use, kept here
+# to be timed against its "shift" (xlayers.layers.conv_ops). Each takes the channels-first
+# view ``x``, torch-layout ``w``, and per-dim ``pads`` / strides ``ss`` / dilations ``ds``.
+# ----------------------------------------------------------------------------------------
+CONV_FNS = {1: F.conv1d, 2: F.conv2d, 3: F.conv3d}
+
+
+def flat_pad(pads):
+    """``F.pad`` order: last dimension first."""
+    flat = []
+    for b, a in reversed(tuple(pads)):
+        flat += [b, a]
+    return flat
+
+
+def out_len(size, before, after, k, s, d):
+    return (size + before + after - (k - 1) * d - 1) // s + 1
+
+
+def conv_pad(x, w, bias, pads, ss, ds):
+    """``F.pad`` the input (a copy), then an unpadded conv: the obvious formulation."""
+    return CONV_FNS[len(ss)](F.pad(x, flat_pad(pads)), w, bias, ss, 0, ds)
+
+
+def conv_fold(x, w, bias, pads, ss, ds, contiguous=True):
+    """Pad symmetrically by ``before + z * dilation`` and prepend ``z`` zero taps to the kernel:
+    the zero taps absorb the surplus leading pad (no input copy, ``(k + 1) / k`` the FLOPs)."""
+    sym, taps = [], []
+    for (b, a), d in zip(pads, ds):
+        z = 0 if a <= b else -(-(a - b) // d)
+        sym.append(b + z * d)
+        taps.append(z)
+    w2 = F.pad(w, flat_pad([(z, 0) for z in taps])) if any(taps) else w
+    y = CONV_FNS[len(ss)](x, w2, bias, ss, tuple(sym), ds)
+    outs = [out_len(n, b, a, k, s, d) for n, (b, a), k, s, d in zip(x.shape[2:], pads, w.shape[2:], ss, ds)]
+    if list(y.shape[2:]) == outs:
+        return y
+    if not contiguous:
+        for i, o in enumerate(outs):
+            y = y.narrow(2 + i, 0, o)
+        return y
+    return F.pad(y, flat_pad([(0, o - y.shape[2 + i]) for i, o in enumerate(outs)]))
+
+
+def conv_border(x, w, bias, pads, ss, ds):
+    """Bulk conv with the symmetric ``before`` pad, the missing trailing output slabs from thin
+    padded input slices, everything written into one preallocated output."""
+    n = len(ss)
+    conv_fn = CONV_FNS[n]
+    sizes, ks = tuple(x.shape[2:]), tuple(w.shape[2:])
+    befores = tuple(b for b, _ in pads)
+    outs = tuple(out_len(sizes[i], *pads[i], ks[i], ss[i], ds[i]) for i in range(n))
+    ms = tuple(max(min(out_len(sizes[i], befores[i], befores[i], ks[i], ss[i], ds[i]), outs[i]), 0) for i in range(n))
+    main = None
+    if all(m > 0 for m in ms):
+        main = conv_fn(x, w, bias, ss, befores, ds)
+        if ms == outs:
+            for i in range(n):
+                main = main.narrow(2 + i, 0, outs[i])
+            return main
+    like = main if main is not None else x
+    order = sorted(range(like.dim()), key=lambda i: like.stride(i), reverse=True)  # same memory order
+    full = (x.shape[0], w.shape[0], *outs)
+    y = torch.empty([full[i] for i in order], dtype=x.dtype, device=x.device).permute([order.index(i) for i in range(like.dim())])
+    if main is not None:
+        region = y
+        for i in range(n):
+            region = region.narrow(2 + i, 0, ms[i])
+            main = main.narrow(2 + i, 0, ms[i])
+        region.copy_(main)
+    for j in range(n):
+        if ms[j] == outs[j]:
+            continue
+        b, _ = pads[j]
+        lo = ms[j] * ss[j] - b  # first padded-input row (input coordinates) of the slab
+        hi = (outs[j] - 1) * ss[j] - b + (ks[j] - 1) * ds[j] + 1  # one past its last row
+        lo_c, hi_c = max(lo, 0), min(hi, sizes[j])
+        slab_pads = list(pads)
+        slab_pads[j] = (lo_c - lo, hi - hi_c)
+        piece = F.pad(x.narrow(2 + j, lo_c, hi_c - lo_c), flat_pad(slab_pads))
+        y.narrow(2 + j, ms[j], outs[j] - ms[j]).copy_(conv_fn(piece, w, bias, ss, 0, ds))
+    return y
+
+
+def conv_same(x, w, bias, s, d, method, contiguous=True):
+    """TF 'same' conv of ``x`` by one formulation: ``"shift"`` (xlayers), ``"pad"``, ``"border"``, ``"fold"``."""
+    if method == "shift":
+        return conv(x, w, bias, strides=s, padding="same", dilation_rate=d, contiguous=contiguous)
+    n = x.dim() - 2
+    ss, ds = (s,) * n, (d,) * n
+    pads = same_padding(tuple(x.shape[2:]), tuple(w.shape[2:]), ss, ds)
+    if all(b == a for b, a in pads):  # symmetric: every formulation is torch's own padding=
+        return conv(x, w, bias, strides=s, padding="same", dilation_rate=d)
+    if method == "pad":
+        return conv_pad(x, w, bias, pads, ss, ds)
+    if method == "fold":
+        return conv_fold(x, w, bias, pads, ss, ds, contiguous)
+    return conv_border(x, w, bias, pads, ss, ds)
+
 # (name, N, H, W, C_in, C_out, kernel, stride, dilation)
 CASES = [
     ("3x3 s2 (main)", 32, 64, 64, 64, 64, 3, 2, 1),
@@ -100,13 +200,9 @@ def make_candidates(case, tf, backward: bool):
         if valid:
             def f():
                 return F.conv2d(xt, wt, bt, s, 0, d)
-        elif method == "pad":
-            def f():
-                return F.conv2d(F.pad(xt, (pw[0], pw[1], ph[0], ph[1])), wt, bt, s, 0, d)
         else:
             def f():
-                return conv(xt, wt, bt, strides=s, padding="same", dilation_rate=d,
-                            method=method, contiguous=contiguous)
+                return conv_same(xt, wt, bt, s, d, method, contiguous)
         if not backward:
             return f
 
@@ -129,7 +225,7 @@ def make_candidates(case, tf, backward: bool):
     check = {}
     with torch.no_grad():
         for m in ("shift", "border", "fold"):
-            y = conv(xt, wt, bt, strides=s, padding="same", dilation_rate=d, method=m)
+            y = conv_same(xt, wt, bt, s, d, m)
             check[m] = (float((y - ref).abs().max()),
                         y.is_contiguous(memory_format=torch.channels_last))
     if tf is not None and not backward:

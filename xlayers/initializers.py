@@ -397,7 +397,9 @@ class Identity(Initializer):
         return self.gain * torch.eye(shape[0], shape[1], dtype=dtype, device=device)
 
     def get_config(self) -> dict[str, Any]:
-        return {"gain": self.gain}
+        # Keras 3.15's Identity has no get_config: it writes ``{}`` and so loses ``gain``. The
+        # default is written as Keras writes it; another gain is kept (Keras would drop it).
+        return {} if self.gain == 1.0 else {"gain": self.gain}
 
 
 def _stft_window(name: str, n: int, periodic: bool) -> Tensor | None:

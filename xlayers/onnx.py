@@ -2,22 +2,23 @@
 
 ``export`` traces the module with torch's ONNX exporter (``dynamo=True``), tidies the graph
 (pairs of inverse layout ``Transpose`` nodes between channels-last layers are removed), checks
-it with ``onnx.checker.check_model(full_check=True)``, runs it in onnxruntime at a batch size
-(and, for sequence models, a length) other than the example's, compares with torch under the
-tolerance policy, and only then renames the temporary file onto ``path``. A failed export or
-check leaves no file behind.
+it with ``onnx.checker.check_model(full_check=True)``, runs it in onnxruntime at sizes other
+than the example's along every dynamic axis, compares with torch under the tolerance policy,
+and only then renames the temporary file onto ``path``. A failed export or check leaves no
+file behind.
 
-What the graph looks like: an LSTM is one ONNX ``LSTM`` node (dynamic batch and time); a
-TF-'same' convolution is one ``Conv`` with asymmetric ``pads`` (no ``Pad``); NHWC layers keep
-one ``Transpose`` in and out of each run of convolutions.
+This module is shared machinery: it names no layer. It asks the layers inside the module
+(``Layer`` hooks): ``export_refusal()`` says why a configuration cannot be expressed in ONNX
+(a graph holds no state between runs; a recurrent layer off its fused kernel would unroll at
+the example's length), and exporting it raises :class:`~xlayers.errors.ExportError` before
+anything is written; ``onnx_dynamic_axes()`` gives the axes of the input that stay dynamic
+(their union over the layers); ``onnx_translations()`` gives the ONNX translations of the
+layers' own custom ops, which live beside each layer.
 
-A mask (an LSTM's second input, or one a ``Masking`` layer computes) becomes ONNX's
-``sequence_lens``: the exported graph takes masks as right-padded, Keras's own cuDNN condition,
-and counts each row's ones. ONNX cannot express some configurations here: ``stateful``
-layers (a graph holds no state between runs), LSTMs off the fused kernel (other activations,
-or ``use_cudnn=False``: torch's exporter would unroll the loop at the example's length), and
-dropout in training mode (export runs in eval mode). Exporting those raises
-:class:`~xlayers.errors.ExportError` before anything is written.
+A mask example input (a boolean tensor after the first input) is accepted when some layer
+in the module takes a ``mask`` in its ``call``; it becomes ONNX's ``sequence_lens``: the
+exported graph takes masks as right-padded, Keras's own cuDNN condition, and counts each
+row's ones. Dropout does not reach the graph: export runs in eval mode.
 """
 
 from __future__ import annotations
@@ -77,31 +78,38 @@ def _layers(module: nn.Module) -> list[Layer]:
     return [m for m in module.modules() if isinstance(m, Layer)]
 
 
-def _is_sequence_model(module: nn.Module) -> bool:
-    from .layers.recurrent import LSTM
-
-    return any(isinstance(m, LSTM) for m in module.modules())
+def _takes_mask(layer: Layer) -> bool:
+    return "mask" in inspect.signature(layer.call).parameters
 
 
-def _refuse_inexpressible(module: nn.Module, label: str) -> None:
-    unbuilt = [m.name for m in _layers(module) if not m.built]
+def _refuse_inexpressible(layers: list[Layer], label: str) -> None:
+    unbuilt = [m.name for m in layers if not m.built]
     if unbuilt:
         raise NotBuiltError(f"{label}: cannot export unbuilt layers {unbuilt}; call the module once on an example input first.")
-    from .layers.recurrent import LSTM
+    refused: dict[str, list[str]] = {}
+    for layer in layers:
+        reason = layer.export_refusal()
+        if reason:
+            refused.setdefault(reason, []).append(layer.name)
+    if refused:
+        raise ExportError(f"{label}: " + " ".join(f"{reason}. Received: layers {names}." for reason, names in refused.items()))
 
-    looped = [m.name for m in _layers(module) if isinstance(m, LSTM) and not m._fused_ok]
-    if looped:
-        raise ExportError(
-            f"{label}: only LSTMs on the fused kernel (activation='tanh', recurrent_activation='sigmoid', "
-            f"use_cudnn not False) export as ONNX's LSTM operator; others would unroll at a fixed length. "
-            f"Received: layers {looped}."
-        )
-    stateful = [m.name for m in _layers(module) if getattr(m, "stateful", False)]
-    if stateful:
-        raise ExportError(
-            f"{label}: ONNX graphs hold no state between runs, so `stateful` layers cannot be exported. "
-            f"Received: stateful layers {stateful}."
-        )
+
+def _dynamic_axes(layers: list[Layer]) -> dict[int, str]:
+    """The union of the layers' dynamic input axes (the batch axis when there is no layer)."""
+    axes: dict[int, str] = {0: "batch"}
+    for layer in layers:
+        for axis, name in layer.onnx_dynamic_axes().items():
+            axes.setdefault(axis, name)
+    return dict(sorted(axes.items()))
+
+
+def _translations(layers: list[Layer]) -> dict[Any, Any]:
+    """ONNX translations of the custom ops the layers' ``call`` uses, for torch's exporter."""
+    table: dict[Any, Any] = {}
+    for cls in dict.fromkeys(type(layer) for layer in layers):
+        table.update(cls.onnx_translations())
+    return table
 
 
 def _label(module: nn.Module) -> str:
@@ -126,8 +134,9 @@ def export(
         example_inputs: the input (or tuple of positional inputs) to trace with.
         path: where the ``.onnx`` file goes; written atomically (temporary file, then rename).
         opset: ONNX opset, one of ``SUPPORTED_OPSETS``.
-        dynamic_axes: ``{axis: name}`` for the first input; default ``{0: "batch"}``, plus
-            ``{1: "time"}`` when the module holds a recurrent layer.
+        dynamic_axes: ``{axis: name}`` for the first input; default: the union of the
+            layers' ``onnx_dynamic_axes()`` (``{0: "batch"}``, plus ``{1: "time"}`` for a
+            recurrent layer).
         verify: run the checker and onnxruntime before writing (on by default).
         seed: seed of the random inputs used for verification.
         verbose: print the result (node counts, errors) once written.
@@ -144,15 +153,19 @@ def export(
         raise ArgumentError(
             f"{label}: `opset` must be one of {list(SUPPORTED_OPSETS)} (torch 2.13's exporter). Received: opset={opset!r}."
         )
-    _refuse_inexpressible(module, label)
+    layers = _layers(module)
+    _refuse_inexpressible(layers, label)
     inputs = (example_inputs,) if isinstance(example_inputs, torch.Tensor) else tuple(example_inputs)
     if not inputs or not all(isinstance(t, torch.Tensor) for t in inputs):
         raise ArgumentError(f"{label}: `example_inputs` must be a tensor or a tuple of tensors. Received: {type(example_inputs).__name__}.")
     masks = [t for t in inputs[1:] if t.dtype == torch.bool]
-    if masks and not _is_sequence_model(module):
-        raise ExportError(f"{label}: only recurrent layers take a mask. Received: {len(inputs)} example inputs.")
+    if masks and not any(_takes_mask(layer) for layer in layers):
+        raise ExportError(
+            f"{label}: only layers whose `call` takes a `mask` (recurrent layers) take a mask example input; "
+            f"none here does. Received: {len(inputs)} example inputs."
+        )
     if dynamic_axes is None:
-        dynamic_axes = {0: "batch", **({1: "time"} if _is_sequence_model(module) else {})}
+        dynamic_axes = _dynamic_axes(layers)
     target = Path(path)
     directory = target.parent if str(target.parent) else Path(".")
     if not directory.is_dir():
@@ -164,7 +177,7 @@ def export(
     os.close(handle)
     try:
         with _eval_mode(module):
-            _trace(module, inputs, dynamic_axes, opset, temporary, label)
+            _trace(module, inputs, dynamic_axes, _translations(layers), opset, temporary, label)
             counts = remove_inverse_transposes(temporary)
             result = ExportResult(str(target), opset, counts)
             if verify:
@@ -189,10 +202,12 @@ def _eval_mode(module: nn.Module):
         module.train(was_training)
 
 
-def _trace(module: nn.Module, inputs: tuple[torch.Tensor, ...], dynamic_axes: Mapping[int, str], opset: int, path: str, label: str) -> None:
-    # torch 2.13: the exporter registers a while-loop LSTM decomposition for the duration of an
-    # export, and the op's dispatch cache keeps a stale entry afterwards, so a second export in
-    # the same process would unroll the LSTM with the example's length baked in. Clear it.
+def _trace(module: nn.Module, inputs: tuple[torch.Tensor, ...], dynamic_axes: Mapping[int, str], translations: Mapping[Any, Any],
+           opset: int, path: str, label: str) -> None:
+    # torch 2.13: the exporter registers while-loop decompositions of aten::lstm and aten::gru for
+    # the duration of an export, and the ops' dispatch caches keep a stale entry afterwards, so a
+    # second export in the same process would unroll the recurrence with the example's length
+    # baked in. Clear them.
     for op in (torch.ops.aten.lstm.input, torch.ops.aten.gru.input):
         op._dispatch_cache.clear()
     dims = {axis: torch.export.Dim(name) for axis, name in dynamic_axes.items()}
@@ -212,7 +227,7 @@ def _trace(module: nn.Module, inputs: tuple[torch.Tensor, ...], dynamic_axes: Ma
             input_names = ["inputs"] + [f"inputs_{i}" for i in range(1, len(inputs))]
             program = torch.onnx.export(
                 module, inputs, dynamo=True, dynamic_shapes=shapes, opset_version=opset, verbose=False, optimize=False,
-                input_names=input_names, output_names=output_names, custom_translation_table=_translations(),
+                input_names=input_names, output_names=output_names, custom_translation_table=dict(translations),
             )
             program.save(path)
     except Exception as error:
@@ -222,65 +237,10 @@ def _trace(module: nn.Module, inputs: tuple[torch.Tensor, ...], dynamic_axes: Ma
     _optimize(path)
 
 
-def _translations() -> dict[Any, Any]:
-    """ONNX translations of xlayers' own ops (today: the LSTM over right-padded sequences)."""
-    return {torch.ops.xlayers.lstm.default: _lstm}
-
-
-def _lstm(inputs, lengths, h0, c0, kernel, recurrent_kernel, bias, go_backwards=False, zero_output_for_mask=False):
-    """``xlayers::lstm`` as ONNX's ``LSTM`` (``sequence_lens`` from the lengths of a mask), plus
-    Keras's semantics around it: ``go_backwards`` returns outputs in processing order; with a
-    mask, a padded step repeats the last valid output (or is zero with ``zero_output_for_mask``)
-    and an empty row keeps its initial state. Gates go from Keras's order to ONNX's as
-    ``LAYOUT`` declares."""
-    from onnxscript import opset18 as op
-
-    from .layers.recurrent import LSTM
-
-    declared = LSTM.LAYOUT[0]
-    order = [declared.gate_order("keras").index(g) for g in declared.gate_order("onnx")]
-    units = recurrent_kernel.shape[0]
-
-    def onnx_gates(value, transpose: bool):
-        """Keras (rows, 4*units) -> ONNX (1, 4*units, rows) with the gates reordered (one Gather)."""
-        rows = value.shape[0] if transpose else 1
-        value = op.Transpose(value, perm=[1, 0]) if transpose else op.Unsqueeze(value, [1])
-        split = op.Reshape(value, op.Constant(value_ints=[4, units, rows]))
-        reordered = op.Gather(split, op.Constant(value_ints=order), axis=0)
-        return op.Reshape(reordered, op.Constant(value_ints=[1, 4 * units, rows]))
-
-    w = onnx_gates(kernel, True)
-    r = onnx_gates(recurrent_kernel, True)
-    b = op.Squeeze(onnx_gates(bias, False), [2])
-    b = op.Concat(b, op.Mul(b, op.CastLike(0.0, b)), axis=1)  # Keras has one bias: b_ih, and b_hh = 0
-    sequence_lens = None if lengths is None else op.Cast(lengths, to=6)  # int32
-    y, y_h, y_c = op.LSTM(  # time-major: onnxruntime has no batch-first (layout=1) LSTM
-        op.Transpose(inputs, perm=[1, 0, 2]), w, r, b, sequence_lens, op.Unsqueeze(h0, [0]), op.Unsqueeze(c0, [0]),
-        hidden_size=units, direction="reverse" if go_backwards else "forward",
-    )
-    y = op.Transpose(op.Squeeze(y, [1]), perm=[1, 0, 2])  # (batch, time, units)
-    h, c = op.Squeeze(y_h, [0]), op.Squeeze(y_c, [0])
-    if lengths is None:
-        if go_backwards:  # outputs in processing order
-            y = op.Slice(y, op.Constant(value_ints=[-1]), op.Constant(value_ints=[-(2**63)]), op.Constant(value_ints=[1]), op.Constant(value_ints=[-1]))
-        return y, h, c
-    nonempty = op.Unsqueeze(op.Greater(lengths, op.CastLike(0, lengths)), [1])
-    h = op.Where(nonempty, h, h0)
-    c = op.Where(nonempty, c, c0)
-    if go_backwards:  # outputs in processing order; the leading padded steps are zeros
-        y = op.Slice(y, op.Constant(value_ints=[-1]), op.Constant(value_ints=[-(2**63)]), op.Constant(value_ints=[1]), op.Constant(value_ints=[-1]))
-    elif not zero_output_for_mask:  # padded steps repeat the last valid output (zero for empty rows)
-        steps = op.Range(op.CastLike(0, lengths), op.Squeeze(op.Shape(inputs, start=1, end=2), [0]), op.CastLike(1, lengths))
-        valid = op.Less(op.Unsqueeze(steps, [0]), op.Unsqueeze(lengths, [1]))
-        last = op.Where(nonempty, h, op.Mul(h, op.CastLike(0.0, h)))
-        y = op.Where(op.Unsqueeze(valid, [2]), y, op.Unsqueeze(last, [1]))
-    return y, h, c
-
-
 def _optimize(path: str) -> None:
     """onnxscript's optimizer and rewriter (constant folding, Pad + Conv into Conv's pads, ...),
     run after dropping the intermediate shapes: torch 2.13's exporter leaves the example's
-    sequence length on some of them, and folding those would fix the length of a stacked LSTM."""
+    sequence length on some of them, and folding those would fix the length of stacked recurrent layers."""
     import onnx_ir as ir
     import onnxscript
     from onnx_ir.passes import common
@@ -294,7 +254,7 @@ def _optimize(path: str) -> None:
                 value.shape = None
     onnxscript.optimizer.optimize(model)
     model = rewriter.rewrite(model)
-    common.CommonSubexpressionEliminationPass()(model)  # the LSTM's shape plumbing repeats itself
+    common.CommonSubexpressionEliminationPass()(model)  # recurrent ops' shape plumbing repeats itself
     onnxscript.optimizer.optimize(model)
     ir.save(model, path)
 

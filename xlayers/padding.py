@@ -17,7 +17,6 @@ TensorFlow's rule for ``'same'`` (also used by Keras on every backend):
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Optional, Union
 
 from xlayers.errors import ArgumentError, ArgumentTypeError, InputShapeError
 
@@ -30,52 +29,52 @@ __all__ = [
     "same_padding_1d",
     "output_size",
     "output_size_1d",
-    "static_same_padding",
-    "same_padding_is_static",
-    "is_symmetric",
 ]
 
 #: Padding strings accepted by :func:`output_size` (``'causal'`` sizes like ``'same'``).
 PADDING_MODES = ("valid", "same", "causal")
 
-IntOrSeq = Union[int, Sequence[int]]
+IntOrSeq = int | Sequence[int]
 Pair = tuple[int, int]
 
 
 def normalize_tuple(value: IntOrSeq, n: int, name: str, *, minimum: int = 1) -> tuple[int, ...]:
     """Broadcast an int to an ``n``-tuple, or check a sequence has ``n`` ints ``>= minimum``."""
     if isinstance(value, (bool, str, bytes)):
-        raise ArgumentTypeError(f"`{name}` must be an int or a tuple of {n} ints. Received: {name}={value!r}")
+        raise ArgumentTypeError(_tuple_message(value, n, name, minimum))
     if isinstance(value, int):
-        values = (value,) * n
+        values: tuple[int, ...] = (value,) * n
     else:
         try:
             values = tuple(value)
         except TypeError:
-            raise ArgumentTypeError(
-                f"`{name}` must be an int or a tuple of {n} ints. Received: {name}={value!r}"
-            ) from None
+            raise ArgumentTypeError(_tuple_message(value, n, name, minimum)) from None
+        if any(isinstance(v, bool) or not isinstance(v, int) for v in values):
+            raise ArgumentTypeError(_tuple_message(value, n, name, minimum))
         if len(values) != n:
-            raise ArgumentError(f"`{name}` must have {n} entries. Received: {name}={value!r}")
-        for v in values:
-            if isinstance(v, bool) or not isinstance(v, int):
-                raise ArgumentTypeError(
-                    f"`{name}` must be an int or a tuple of {n} ints. Received: {name}={value!r}"
-                )
-    for v in values:
-        if v < minimum:
-            raise ArgumentError(f"`{name}` entries must be >= {minimum}. Received: {name}={value!r}")
+            raise ArgumentError(_tuple_message(value, n, name, minimum))
+    if any(v < minimum for v in values):
+        raise ArgumentError(_tuple_message(value, n, name, minimum))
     return values
+
+
+def _tuple_message(value: object, n: int, name: str, minimum: int) -> str:
+    # Formatted only on failure: under torch.compile the values may be symbolic.
+    if minimum == 1:
+        expected = f"a positive int or a tuple of {n} positive ints"
+    else:
+        expected = f"an int >= {minimum} or a tuple of {n} ints >= {minimum}"
+    return f"`{name}` must be {expected}. Received: {name}={value!r}."
 
 
 def normalize_padding(padding: str, *, allow_causal: bool = False) -> str:
     """Lower-case and validate a padding string (``'valid'``, ``'same'``, optionally ``'causal'``)."""
     if not isinstance(padding, str):
-        raise ArgumentTypeError(f"`padding` must be a string. Received: padding={padding!r}")
+        raise ArgumentTypeError(f"`padding` must be a string. Received: padding={padding!r}.")
     mode = padding.lower()
     allowed = PADDING_MODES if allow_causal else PADDING_MODES[:2]
     if mode not in allowed:
-        raise ArgumentError(f"`padding` must be one of {allowed}. Received: padding={padding!r}")
+        raise ArgumentError(f"`padding` must be one of {allowed}. Received: padding={padding!r}.")
     return mode
 
 
@@ -112,18 +111,18 @@ def same_padding(
     for size in sizes:
         if size is None:
             raise InputShapeError(
-                f"`same_padding` needs known spatial sizes. Received: input_size={sizes!r}"
+                f"`same_padding` needs known spatial sizes. Received: input_size={sizes!r}."
             )
     return tuple(same_padding_1d(i, k, s, d) for i, k, s, d in zip(sizes, ks, ss, ds))
 
 
 def output_size_1d(
-    input_size: Optional[int],
+    input_size: int | None,
     kernel_size: int,
     stride: int = 1,
     dilation_rate: int = 1,
     padding: str = "valid",
-) -> Optional[int]:
+) -> int | None:
     """Output length of one dimension (Keras ``conv_output_length``); ``None`` stays ``None``.
 
     Raises :class:`~xlayers.errors.InputShapeError` when ``'valid'`` would give a size
@@ -139,19 +138,19 @@ def output_size_1d(
             raise InputShapeError(
                 "Computed output size would be zero or negative: an input of size "
                 f"{input_size} is smaller than the dilated kernel ({eff}) with padding='valid'. "
-                f"Received: input_size={input_size}"
+                f"Received: input_size={input_size}."
             )
         return out
     return -(-input_size // stride)  # 'same' and 'causal': ceil(in / stride)
 
 
 def output_size(
-    input_size: Sequence[Optional[int]],
+    input_size: Sequence[int | None],
     kernel_size: IntOrSeq,
     strides: IntOrSeq = 1,
     dilation_rate: IntOrSeq = 1,
     padding: str = "valid",
-) -> tuple[Optional[int], ...]:
+) -> tuple[int | None, ...]:
     """Spatial output sizes of a convolution for ``'valid'`` / ``'same'`` (``'causal'``) padding.
 
     ``None`` entries (unknown sizes) propagate as ``None``.
@@ -163,62 +162,3 @@ def output_size(
     ds = normalize_tuple(dilation_rate, n, "dilation_rate")
     mode = normalize_padding(padding, allow_causal=True)
     return tuple(output_size_1d(i, k, s, d, mode) for i, k, s, d in zip(sizes, ks, ss, ds))
-
-
-def static_same_padding(
-    kernel_size: IntOrSeq,
-    strides: IntOrSeq = 1,
-    dilation_rate: IntOrSeq = 1,
-    *,
-    rank: Optional[int] = None,
-) -> tuple[Optional[int], ...]:
-    """Per dimension, the symmetric ``'same'`` padding if it holds for EVERY input size, else ``None``.
-
-    With ``in = m * stride - t`` (``0 <= t < stride``) the TF total is
-    ``max(eff - stride + t, 0)`` where ``eff = (kernel - 1) * dilation + 1``. It is the same
-    even number for all ``t`` only when ``stride == 1`` and ``eff - 1`` is even (then the pad
-    is ``(eff - 1) // 2`` on both sides), or when ``kernel == 1`` (no padding). In every other
-    case some input size needs an odd total, i.e. one extra element at the end.
-
-    ``rank`` gives the number of spatial dimensions when all three arguments are ints.
-    """
-    n = rank
-    for value in (kernel_size, strides, dilation_rate):
-        if not isinstance(value, int):
-            n = len(value)  # type: ignore[arg-type]
-            break
-    if n is None:
-        n = 1
-    ks = normalize_tuple(kernel_size, n, "kernel_size")
-    ss = normalize_tuple(strides, n, "strides")
-    ds = normalize_tuple(dilation_rate, n, "dilation_rate")
-    result: list[Optional[int]] = []
-    for k, s, d in zip(ks, ss, ds):
-        eff = effective_kernel_size(k, d)
-        if eff == 1:
-            result.append(0)
-        elif s == 1 and (eff - 1) % 2 == 0:
-            result.append((eff - 1) // 2)
-        else:
-            result.append(None)
-    return tuple(result)
-
-
-def same_padding_is_static(
-    kernel_size: IntOrSeq,
-    strides: IntOrSeq = 1,
-    dilation_rate: IntOrSeq = 1,
-    *,
-    rank: Optional[int] = None,
-) -> bool:
-    """True when ``'same'`` padding is symmetric (and constant) for ALL input sizes in every dim.
-
-    A layer can then pass the pad of :func:`static_same_padding` straight to the conv at
-    build time; otherwise it must compute :func:`same_padding` from each call's shape.
-    """
-    return all(p is not None for p in static_same_padding(kernel_size, strides, dilation_rate, rank=rank))
-
-
-def is_symmetric(pads: Sequence[Pair]) -> bool:
-    """True when every ``(before, after)`` pair has ``before == after``."""
-    return all(before == after for before, after in pads)

@@ -9,24 +9,21 @@ channels-first memory here: oneDNN consumes it as is and writes a channels-last 
 ``'same'`` padding follows TF: when the total padding of a dimension is odd the extra
 zero goes at the END, which torch's conv cannot express (its ``padding=`` is symmetric).
 Symmetric padding (including ``'valid'``) always goes straight into torch's ``padding=``.
-For the asymmetric case there are four exact formulations (``method=``), timed by
-``tools/bench_conv_padding.py``:
+Asymmetric padding (TF 'same', or explicit ``((before, after), ...)`` pairs such as
+Keras's ``'causal'``) uses the "shift" formulation, the fastest exact one measured
+(forward and forward+backward; ``tools/bench_conv_padding.py`` times it against the
+others): pad symmetrically by ``p = before + z * stride`` with
+``z = ceil(max(after - before, 0) / stride)`` (``z = 1`` for TF 'same') and keep outputs
+``z .. z + out - 1``. Output ``j`` of that conv starts at ``(j - z) * stride - before``,
+exactly window ``j - z`` of the asymmetric conv, and ends inside the pad because
+``p >= after``. No input copy; the extra work is ``z`` leading output rows/columns per
+asymmetric dimension (plus the trailing ones when ``after < before``). The crop is a
+negative ``F.pad`` (one dense copy of the output, channels-last kept, backward is a single
+zero-pad) or, with ``contiguous=False``, a ``narrow`` view (no copy at all).
 
-``"shift"`` (default; fastest measured, forward and forward+backward)
-    Pad symmetrically by ``before + z * stride`` (``z = ceil((after - before) / stride)``,
-    i.e. ``z = 1`` for TF 'same') and drop the first ``z`` outputs: output ``j`` of that
-    conv starts at ``(j - z) * stride - before``, exactly TF's window ``j - z``. No input
-    copy; the extra work is one output row/column per asymmetric dimension. The crop is
-    a negative ``F.pad`` (one dense copy of the output, channels-last kept, backward is a
-    single zero-pad) or, with ``contiguous=False``, a ``narrow`` view (no copy at all).
-``"pad"``
-    ``F.pad`` the input, then an unpadded conv (the obvious formulation; copies the input).
-``"border"``
-    Conv with the symmetric ``before`` padding for the bulk, the missing trailing output
-    slabs from thin padded input slices, all written into a preallocated output.
-``"fold"``
-    Pad symmetrically by ``before + z * dilation`` and prepend ``z`` zero taps to the
-    kernel (no input copy, but ``(k + 1) / k`` times the FLOPs per asymmetric dim).
+While ``torch.export`` traces (ONNX export), an asymmetric pad is written as ``F.pad``
+then an unpadded conv instead: the exported graph's ``Pad + Conv`` folds into one ONNX
+``Conv`` with asymmetric ``pads``.
 
 Every decision depends on shapes only. Under ``torch.compile`` the 'same' pads are pinned
 to constants by shape guards (they only depend on ``size % stride``), so graphs stay
@@ -35,8 +32,7 @@ dynamic in the sizes, trace with ``fullgraph=True`` and differentiate normally.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from typing import Optional, Union
+from collections.abc import Callable, Sequence
 
 import torch
 import torch.nn.functional as F
@@ -44,14 +40,11 @@ import torch.nn.functional as F
 from xlayers.errors import ArgumentError, ArgumentTypeError, InputShapeError
 from xlayers.padding import normalize_padding, normalize_tuple, same_padding
 
-__all__ = ["METHODS", "conv", "conv_padded", "resolve_padding"]
+__all__ = ["conv", "conv_padded", "resolve_padding"]
 
-#: Formulations of asymmetric padding understood by :func:`conv_padded`.
-METHODS = ("shift", "pad", "border", "fold")
-
-IntOrSeq = Union[int, Sequence[int]]
+IntOrSeq = int | Sequence[int]
 Pair = tuple[int, int]
-PaddingArg = Union[str, Sequence[Pair]]
+PaddingArg = str | Sequence[Pair]
 
 _CONV_FNS = {1: F.conv1d, 2: F.conv2d, 3: F.conv3d}
 
@@ -119,11 +112,11 @@ def resolve_padding(
     except (TypeError, ValueError):
         raise ArgumentTypeError(
             "`padding` must be 'valid', 'same' or one (before, after) pair per spatial "
-            f"dimension. Received: padding={padding!r}"
+            f"dimension. Received: padding={padding!r}."
         ) from None
     if len(pairs) != n or any(b < 0 or a < 0 for b, a in pairs):
         raise ArgumentError(
-            f"`padding` must hold {n} non-negative (before, after) pairs. Received: padding={padding!r}"
+            f"`padding` must hold {n} non-negative (before, after) pairs. Received: padding={padding!r}."
         )
     return pairs
 
@@ -131,14 +124,13 @@ def resolve_padding(
 def conv(
     inputs: torch.Tensor,
     weight: torch.Tensor,
-    bias: Optional[torch.Tensor] = None,
+    bias: torch.Tensor | None = None,
     *,
     strides: IntOrSeq = 1,
     padding: PaddingArg = "valid",
     dilation_rate: IntOrSeq = 1,
     groups: int = 1,
     contiguous: bool = True,
-    method: str = "shift",
 ) -> torch.Tensor:
     """N-D convolution (1-D/2-D/3-D) with TensorFlow's ``'valid'`` / ``'same'`` semantics.
 
@@ -154,7 +146,6 @@ def conv(
             copy in the same dimension order (channels-last stays channels-last). Pass
             ``False`` to get the strided view instead, e.g. when an elementwise op follows
             (it produces a dense channels-last result by itself).
-        method: formulation of asymmetric padding, one of :data:`METHODS`.
 
     Returns:
         ``(N, C_out, *out_spatial)`` with ``out`` as :func:`xlayers.padding.output_size`.
@@ -163,18 +154,18 @@ def conv(
     if n not in _CONV_FNS:
         raise InputShapeError(
             "`conv` expects an input of rank 3, 4 or 5 (N, C, *spatial). "
-            f"Received: inputs.shape={tuple(inputs.shape)}"
+            f"Received: inputs.shape={tuple(inputs.shape)}."
         )
     if weight.dim() != inputs.dim():
         raise InputShapeError(
             f"`conv` expects a weight of rank {inputs.dim()} (C_out, C_in // groups, *kernel). "
-            f"Received: weight.shape={tuple(weight.shape)}"
+            f"Received: weight.shape={tuple(weight.shape)}."
         )
     if groups < 1 or inputs.shape[1] != weight.shape[1] * groups or weight.shape[0] % groups != 0:
         raise InputShapeError(
             "`conv` expects inputs.shape[1] == weight.shape[1] * groups and weight.shape[0] "
             f"divisible by groups. Received: inputs.shape={tuple(inputs.shape)}, "
-            f"weight.shape={tuple(weight.shape)}, groups={groups}"
+            f"weight.shape={tuple(weight.shape)}, groups={groups}."
         )
     ss = normalize_tuple(strides, n, "strides")
     ds = normalize_tuple(dilation_rate, n, "dilation_rate")
@@ -184,36 +175,34 @@ def conv(
         pads = tuple(
             (_static_int(b, _eff(k, d)), _static_int(a, _eff(k, d))) for (b, a), k, d in zip(pads, ks, ds)
         )
-    return conv_padded(
-        inputs, weight, bias, pads, strides=ss, dilation_rate=ds, groups=groups,
-        contiguous=contiguous, method=method,
-    )
+    return conv_padded(inputs, weight, bias, pads, strides=ss, dilation_rate=ds, groups=groups, contiguous=contiguous)
 
 
 def conv_padded(
     inputs: torch.Tensor,
     weight: torch.Tensor,
-    bias: Optional[torch.Tensor],
+    bias: torch.Tensor | None,
     pads: Sequence[Pair],
     *,
     strides: Sequence[int],
     dilation_rate: Sequence[int],
     groups: int = 1,
     contiguous: bool = True,
-    method: str = "shift",
 ) -> torch.Tensor:
-    """Convolution with explicit, possibly asymmetric ``(before, after)`` zero padding per dim."""
-    if method not in METHODS:
-        raise ArgumentError(f"`method` must be one of {METHODS}. Received: method={method!r}")
+    """Convolution with explicit, possibly asymmetric ``(before, after)`` zero padding per dim.
+
+    The arguments are already normalised (one int per spatial dimension, ``pads`` as
+    pairs); :func:`conv` is the checked entry point.
+    """
     n = inputs.dim() - 2
-    if n == 1 and inputs.stride(1) < inputs.stride(2):
+    if n == 1 and inputs.stride(1) < inputs.stride(2) and not torch.compiler.is_exporting():
         # Channels-last 1-D input (an NLC tensor viewed as NCL): torch's conv1d would copy it
         # to NCL and reorder it again inside oneDNN; as a (N, C, 1, L) view it is exactly
-        # channels_last 2-D memory, which the 2-D conv consumes as is (~2.5x faster).
+        # channels_last 2-D memory, which the 2-D conv consumes as is (~2.5x faster). An
+        # exported graph (memory layouts mean nothing there) keeps the plain 1-D conv.
         y = conv_padded(
-            inputs.unsqueeze(2), weight.unsqueeze(2), bias, ((0, 0),) + tuple(pads),
-            strides=(1,) + tuple(strides), dilation_rate=(1,) + tuple(dilation_rate),
-            groups=groups, contiguous=contiguous, method=method,
+            inputs.unsqueeze(2), weight.unsqueeze(2), bias, ((0, 0), *pads),
+            strides=(1, *strides), dilation_rate=(1, *dilation_rate), groups=groups, contiguous=contiguous,
         )
         return y.squeeze(2)
     conv_fn = _CONV_FNS[n]
@@ -221,26 +210,17 @@ def conv_padded(
     ks = tuple(weight.shape[2:])
     ss, ds = tuple(strides), tuple(dilation_rate)
     outs = tuple(_out_len(i, b, a, k, s, d) for i, (b, a), k, s, d in zip(sizes, pads, ks, ss, ds))
-    for o in outs:
-        if o <= 0:
-            raise InputShapeError(
-                "Computed output size would be zero or negative: the padded input is smaller "
-                f"than the dilated kernel. Received: inputs.shape={tuple(inputs.shape)}, "
-                f"kernel_size={ks}, padding={tuple(pads)}"
-            )
-
+    if any(o <= 0 for o in outs):
+        raise InputShapeError(
+            "Computed output size would be zero or negative: the padded input is smaller "
+            f"than the dilated kernel. Received: inputs.shape={tuple(inputs.shape)}, "
+            f"kernel_size={ks}, padding={tuple(pads)}."
+        )
     if all(b == a for b, a in pads):  # symmetric (incl. 'valid'): torch does it all
         return conv_fn(inputs, weight, bias, ss, tuple(b for b, _ in pads), ds, groups)
-
-    if torch.compiler.is_exporting():  # an exported graph says Pad + Conv, which folds into one Conv's pads
-        method = "pad"
-    if method == "shift":
-        return _conv_shift(conv_fn, inputs, weight, bias, pads, ss, ds, groups, outs, contiguous)
-    if method == "pad":
-        return _conv_pad(conv_fn, inputs, weight, bias, pads, ss, ds, groups)
-    if method == "border":
-        return _conv_border(conv_fn, inputs, weight, bias, pads, ss, ds, groups, outs)
-    return _conv_fold(conv_fn, inputs, weight, bias, pads, ss, ds, groups, outs, contiguous)
+    if torch.compiler.is_exporting():  # the exported Pad + Conv folds into one ONNX Conv's pads
+        return conv_fn(F.pad(inputs, _flat_pad(pads)), weight, bias, ss, (0,) * n, ds, groups)
+    return _conv_shift(conv_fn, inputs, weight, bias, pads, ss, ds, groups, outs, contiguous)
 
 
 def _flat_pad(pads: Sequence[Pair]) -> list[int]:
@@ -251,15 +231,21 @@ def _flat_pad(pads: Sequence[Pair]) -> list[int]:
     return flat
 
 
-def _conv_pad(conv_fn, x, w, bias, pads, ss, ds, groups):
-    zeros = (0,) * len(ss)
-    return conv_fn(F.pad(x, _flat_pad(pads)), w, bias, ss, zeros, ds, groups)
-
-
-def _conv_shift(conv_fn, x, w, bias, pads, ss, ds, groups, outs, contiguous):
+def _conv_shift(
+    conv_fn: Callable[..., torch.Tensor],
+    x: torch.Tensor,
+    w: torch.Tensor,
+    bias: torch.Tensor | None,
+    pads: Sequence[Pair],
+    ss: tuple[int, ...],
+    ds: tuple[int, ...],
+    groups: int,
+    outs: tuple[int, ...],
+    contiguous: bool,
+) -> torch.Tensor:
     # Symmetric pad p = before + z*s with p >= after: output j of the padded conv starts at
-    # j*s - p = (j - z)*s - before, so outputs z .. z+out-1 are exactly TF's, and the
-    # window of the last one ends inside the pad because p >= after.
+    # j*s - p = (j - z)*s - before, so outputs z .. z+out-1 are exactly the asymmetric
+    # conv's, and the window of the last one ends inside the pad because p >= after.
     sym: list[int] = []
     skip: list[int] = []
     for (b, a), s in zip(pads, ss):
@@ -270,69 +256,3 @@ def _conv_shift(conv_fn, x, w, bias, pads, ss, ds, groups, outs, contiguous):
     return _crop(y, skip, outs, contiguous)
 
 
-def _conv_fold(conv_fn, x, w, bias, pads, ss, ds, groups, outs, contiguous):
-    # Prepend z zero taps (one dilation step apart) to the kernel and pad symmetrically by
-    # before + z*d: the zero taps absorb the surplus leading pad, the real taps start at
-    # j*s - before exactly as in TF.
-    sym: list[int] = []
-    taps: list[int] = []
-    for (b, a), d in zip(pads, ds):
-        z = 0 if a <= b else -(-(a - b) // d)
-        sym.append(b + z * d)
-        taps.append(z)
-    w2 = F.pad(w, _flat_pad([(z, 0) for z in taps])) if any(taps) else w
-    y = conv_fn(x, w2, bias, ss, tuple(sym), ds, groups)
-    return _crop(y, (0,) * len(outs), outs, contiguous)
-
-
-def _conv_border(conv_fn, x, w, bias, pads, ss, ds, groups, outs):
-    # Bulk: symmetric `before` padding covers outputs [0, m) of each dim (m = out - 1 for an
-    # odd TF total). Each missing trailing slab along one dim is computed from a thin input
-    # slice padded with F.pad (cheap), then everything is copied into one dense output.
-    n = len(ss)
-    sizes = tuple(x.shape[2:])
-    ks = tuple(w.shape[2:])
-    befores = tuple(b for b, _ in pads)
-    ms = tuple(
-        max(min(_out_len(sizes[i], befores[i], befores[i], ks[i], ss[i], ds[i]), outs[i]), 0)
-        for i in range(n)
-    )
-    main = None
-    if all(m > 0 for m in ms):
-        main = conv_fn(x, w, bias, ss, befores, ds, groups)
-        if ms == outs:
-            for i in range(n):
-                if main.shape[2 + i] != outs[i]:
-                    main = main.narrow(2 + i, 0, outs[i])
-            return main
-    full_shape = (x.shape[0], w.shape[0]) + tuple(outs)
-    y = _empty_same_order(main if main is not None else x, full_shape)
-    if main is not None:
-        region = y
-        for i in range(n):
-            region = region.narrow(2 + i, 0, ms[i])
-            main = main.narrow(2 + i, 0, ms[i])
-        region.copy_(main)
-    zeros = (0,) * n
-    for j in range(n):
-        if ms[j] == outs[j]:
-            continue
-        b, a = pads[j]
-        s, d, k = ss[j], ds[j], ks[j]
-        lo = ms[j] * s - b  # first padded-input row (in input coordinates) of the slab
-        hi = (outs[j] - 1) * s - b + _eff(k, d)  # one past the last row
-        lo_c, hi_c = max(lo, 0), min(hi, sizes[j])
-        piece = x.narrow(2 + j, lo_c, hi_c - lo_c)
-        slab_pads = list(pads)
-        slab_pads[j] = (lo_c - lo, hi - hi_c)
-        slab = conv_fn(F.pad(piece, _flat_pad(slab_pads)), w, bias, ss, zeros, ds, groups)
-        y.narrow(2 + j, ms[j], outs[j] - ms[j]).copy_(slab)
-    return y
-
-
-def _empty_same_order(like: torch.Tensor, shape: Sequence[int]) -> torch.Tensor:
-    """Uninitialised dense tensor of ``shape`` whose dims are laid out in ``like``'s stride order."""
-    order = sorted(range(like.dim()), key=lambda i: like.stride(i), reverse=True)
-    base = torch.empty([shape[i] for i in order], dtype=like.dtype, device=like.device)
-    inverse = [order.index(i) for i in range(like.dim())]
-    return base.permute(inverse)

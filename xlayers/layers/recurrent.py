@@ -1,9 +1,9 @@
-"""Recurrent layers: `LSTM`."""
+"""Recurrent layers: `BaseRNN`, generic over the cell, and its member `LSTM`."""
 
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
-from typing import Any
+from typing import Any, ClassVar
 
 import torch
 
@@ -12,9 +12,289 @@ from ..errors import ArgumentError, InputShapeError
 from ..layer import InputSpec, Layer, Shape
 from ..layout import Weight
 from .core import check_positive_int
-from .recurrent_ops import lstm, lstm_dropout_masks
+from .recurrent_ops import LSTM_FUSED_ACTIVATIONS, is_activation, lstm, lstm_dropout_masks
 
-__all__ = ["LSTM"]
+__all__ = ["BaseRNN", "LSTM"]
+
+DropoutMasks = tuple[torch.Tensor | None, torch.Tensor | None]
+
+
+def _check_rate(argument: str, rate: Any) -> float:
+    if isinstance(rate, bool) or not isinstance(rate, (int, float)) or not 0.0 <= rate <= 1.0:
+        raise ArgumentError(f"`{argument}` must be a float in [0, 1]. Received: {argument}={rate!r}.")
+    return float(rate)
+
+
+def _activation_name(fn: Callable[[torch.Tensor], torch.Tensor]) -> str:
+    """Keras's name of a built-in activation, or the callable's repr."""
+    try:
+        return repr(activations.serialize(fn))
+    except ArgumentError:
+        return repr(fn)
+
+
+class BaseRNN(Layer):
+    """A recurrent layer over ``(batch, timesteps, features)`` sequences, generic over its
+    cell, as Keras's ``RNN(cell)`` and torch's ``RNNBase(mode)``.
+
+    The base owns what every member shares: the states (their names in ``STATES``, their
+    shape from :meth:`state_shape`), ``initial_state`` checking, the ``stateful`` carry-over
+    and ``reset_state``; the mask check; the dropout arguments and their seeded generator;
+    assembling ``return_sequences`` / ``return_state``; the configuration's half of the
+    fused-or-loop decision (:attr:`fused_ok`; a call's own half, such as a right-padded
+    mask, is the op's); and the ONNX export rules. A member sets ``STATES``, ``LAYOUT``,
+    ``FUSED_ACTIVATIONS`` and ``ONNX_OPERATOR``, and implements its cell's math in
+    :meth:`recurrence` and its dropout masks in :meth:`dropout_masks`.
+
+    Args:
+        dropout: fraction of the input units to drop (training only).
+        recurrent_dropout: fraction of the recurrent state units to drop (training only).
+        seed: seed for the dropout masks.
+        return_sequences: return the whole output sequence, not only the last output.
+        return_state: also return the last states.
+        go_backwards: process the sequence reversed (outputs in processing order).
+        stateful: carry the last states of a batch over to the next call.
+        unroll: accepted for Keras compatibility; numerics do not depend on it.
+        zero_output_for_mask: output zeros (not the previous output) at masked steps.
+        use_cudnn: ``"auto"`` (fused kernel when possible), ``True`` (require it),
+            ``False`` (always the loop).
+        **kwargs: base `Layer` arguments (``name``, ``dtype``, ``input_shape``, ...).
+
+    Attributes:
+        states: the carried states of a ``stateful`` layer (``None`` before its first call).
+        last_path: ``"fused"`` or ``"loop"``: which computation the last call ran.
+        last_dropout_masks: ``(input_mask, recurrent_mask)`` the last call applied, each
+            ``None`` or a tensor (already scaled by ``1 / (1 - rate)``); ``(None, None)``
+            for a call without dropout (inference, or rates of 0).
+    """
+
+    STATES: ClassVar[tuple[str, ...]] = ()
+    """Names of the states, in Keras's order (``("h", "c")`` for an LSTM)."""
+    FUSED_ACTIVATIONS: ClassVar[Mapping[str, str]] = {}
+    """The activation each argument must be for torch's fused kernel (Keras's names)."""
+    ONNX_OPERATOR: ClassVar[str | None] = None
+    """The ONNX operator the fused configuration exports as (``None``: not exportable)."""
+
+    def __init__(
+        self,
+        *,
+        dropout: float = 0.0,
+        recurrent_dropout: float = 0.0,
+        seed: int | None = None,
+        return_sequences: bool = False,
+        return_state: bool = False,
+        go_backwards: bool = False,
+        stateful: bool = False,
+        unroll: bool = False,
+        zero_output_for_mask: bool = False,
+        use_cudnn: bool | str = "auto",
+        **kwargs: Any,
+    ) -> None:
+        if not type(self).STATES:
+            raise TypeError(f"`{type(self).__name__}` is abstract: use `LSTM`, or set `STATES`, `LAYOUT` and `recurrence`.")
+        super().__init__(**kwargs)
+        self.dropout = _check_rate("dropout", dropout)
+        self.recurrent_dropout = _check_rate("recurrent_dropout", recurrent_dropout)
+        self.seed = seed
+        self.return_sequences = bool(return_sequences)
+        self.return_state = bool(return_state)
+        self.go_backwards = bool(go_backwards)
+        self.stateful = bool(stateful)
+        self.unroll = bool(unroll)
+        self.zero_output_for_mask = bool(zero_output_for_mask)
+        if use_cudnn not in ("auto", True, False):
+            raise ArgumentError(f"`use_cudnn` must be one of 'auto', True, False. Received: use_cudnn={use_cudnn!r}.")
+        self.use_cudnn = use_cudnn
+        self.states: list[torch.Tensor] | None = None
+        self.last_path: str | None = None
+        self.last_dropout_masks: DropoutMasks = (None, None)
+        self._generator: torch.Generator | None = None
+        self.input_spec = InputSpec(ndim=3)
+
+    def _check_use_cudnn(self) -> None:
+        """Refuse ``use_cudnn=True`` for a configuration the fused kernel cannot run. A member
+        calls it at the end of its constructor, once its activations are set."""
+        if self.use_cudnn is True and (not self.fused_ok or self.recurrent_dropout):
+            wanted = ", ".join(f"{argument}={name!r}" for argument, name in self.FUSED_ACTIVATIONS.items())
+            received = ", ".join(f"{argument}={_activation_name(getattr(self, argument))}" for argument in self.FUSED_ACTIVATIONS)
+            raise ArgumentError(
+                f"`use_cudnn=True` needs {wanted} and no recurrent_dropout. "
+                f"Received: {received}, recurrent_dropout={self.recurrent_dropout}."
+            )
+
+    # -- the fused-or-loop decision ------------------------------------------------------
+
+    @property
+    def fused_ok(self) -> bool:
+        """Whether this configuration may run torch's fused kernel: the activations it
+        computes (``FUSED_ACTIVATIONS``) and ``use_cudnn`` not ``False``. A call still takes
+        the loop for a mask that is not right-padded, per-gate or recurrent dropout masks,
+        or an unsupported device; :attr:`last_path` says which ran."""
+        return self.use_cudnn is not False and all(
+            is_activation(getattr(self, argument), name) for argument, name in self.FUSED_ACTIVATIONS.items()
+        )
+
+    # -- what a member provides ------------------------------------------------------------
+
+    def state_shape(self, input_shape: Shape) -> dict[str, int | None]:
+        """The named axes of each state, and of one step's output, for inputs of
+        ``input_shape``: ``{"batch": batch, "units": units}``."""
+        return {"batch": input_shape[0], "units": self.units}
+
+    def recurrence(
+        self,
+        inputs: torch.Tensor,
+        initial_state: list[torch.Tensor] | None,
+        mask: torch.Tensor | None,
+        dropout_masks: DropoutMasks,
+    ) -> tuple[torch.Tensor, list[torch.Tensor], str]:
+        """Run the cell over the sequence: ``(outputs (batch, timesteps, ...), final states,
+        path)``, outputs in processing order. ``initial_state`` ``None`` means zeros."""
+        raise NotImplementedError(f"`{type(self).__name__}` implements `recurrence`.")
+
+    def dropout_masks(self, inputs: torch.Tensor, generator: torch.Generator | None) -> DropoutMasks:
+        """Draw ``(input_mask, recurrent_mask)`` for one training call, as Keras's cell does."""
+        raise NotImplementedError(f"`{type(self).__name__}` implements `dropout_masks`.")
+
+    # -- states ------------------------------------------------------------------------------
+
+    def reset_state(self) -> None:
+        """Zero the carried states of a ``stateful`` layer."""
+        if self.states is not None:
+            self.states = [torch.zeros_like(s) for s in self.states]
+
+    reset_states = reset_state
+
+    def _initial_states(self, inputs: torch.Tensor, initial_state: Any) -> list[torch.Tensor] | None:
+        axes = self.state_shape(tuple(inputs.shape))
+        shape = tuple(axes.values())
+        if initial_state is not None:
+            return self._check_states(initial_state, inputs, axes)
+        if not self.stateful:
+            return None
+        if self.states is None:
+            self.states = [inputs.new_zeros(shape) for _ in self.STATES]
+        carried = tuple(self.states[0].shape)
+        if carried != shape:
+            if carried[0] != shape[0]:
+                raise InputShapeError(
+                    f"a stateful layer needs the batch size of its states ({carried[0]}). "
+                    f"Received: input shape={tuple(inputs.shape)}."
+                )
+            raise InputShapeError(
+                f"a stateful layer needs inputs that give states of its shape {carried}. "
+                f"Received: input shape={tuple(inputs.shape)}."
+            )
+        return self.states
+
+    def _check_states(self, states: Any, inputs: torch.Tensor, axes: Mapping[str, int | None]) -> list[torch.Tensor]:
+        names = self.STATES
+        if len(names) == 1 and not isinstance(states, (list, tuple)):
+            states = [states]  # Keras takes a lone state as it is
+        if not isinstance(states, (list, tuple)) or len(states) != len(names):
+            received = f"{len(states)} states" if isinstance(states, (list, tuple)) else f"initial_state of type {type(states).__name__}"
+            raise ArgumentError(
+                f"`initial_state` must be a list of {len(names)} states [{', '.join(names)}]. Received: {received}."
+            )
+        shape = tuple(axes.values())
+        tensors = []
+        for name, state in zip(names, states):
+            state = torch.as_tensor(state, device=inputs.device).to(inputs.dtype)
+            if tuple(state.shape) != shape:
+                raise InputShapeError(
+                    f"initial state `{name}` must have shape ({', '.join(axes)}) = {shape}. "
+                    f"Received: shape={tuple(state.shape)}."
+                )
+            tensors.append(state)
+        return tensors
+
+    # -- calling ---------------------------------------------------------------------------
+
+    def _dropout_generator(self, device: torch.device) -> torch.Generator | None:
+        if self.seed is None:
+            return None
+        if self._generator is None or self._generator.device != torch.device(device):
+            self._generator = torch.Generator(device=device).manual_seed(self.seed)
+        return self._generator
+
+    def call(
+        self,
+        inputs: torch.Tensor,
+        mask: torch.Tensor | None = None,
+        training: bool | None = None,
+        initial_state: Sequence[Any] | None = None,
+    ) -> torch.Tensor | list[torch.Tensor]:
+        states = self._initial_states(inputs, initial_state)
+        if mask is not None:
+            mask = torch.as_tensor(mask, device=inputs.device)
+            if tuple(mask.shape) != tuple(inputs.shape[:2]):
+                raise InputShapeError(
+                    f"`mask` must have shape (batch, timesteps) = {tuple(inputs.shape[:2])}. "
+                    f"Received: mask shape={tuple(mask.shape)}."
+                )
+        training = self.training if training is None else bool(training)
+        masks: DropoutMasks = (None, None)
+        if training and (self.dropout or self.recurrent_dropout):
+            masks = self.dropout_masks(inputs, self._dropout_generator(inputs.device))
+        self.last_dropout_masks = masks
+        outputs, states, path = self.recurrence(inputs, states, mask, masks)
+        if self.use_cudnn is True and path != "fused":
+            raise ArgumentError(
+                "`use_cudnn=True` but the fused kernel cannot run this call (a mask that is not right-padded, "
+                "or an unsupported device). Received: use_cudnn=True."
+            )
+        self.last_path = path
+        if self.stateful:
+            self.states = [s.detach() for s in states]
+        output = outputs if self.return_sequences else outputs[:, -1]
+        return [output, *states] if self.return_state else output
+
+    # -- shapes, masks, config --------------------------------------------------------------
+
+    def compute_mask(self, inputs: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor | None:
+        return mask if self.return_sequences else None
+
+    def compute_output_shape(self, input_shape: Shape) -> Shape | list[Shape]:
+        state = tuple(self.state_shape(input_shape).values())
+        output = (state[0], input_shape[1], *state[1:]) if self.return_sequences else state
+        return [output, *(state for _ in self.STATES)] if self.return_state else output
+
+    def get_config(self) -> dict[str, Any]:
+        """Keras's ``RNN`` arguments; a member adds its cell's, then :meth:`_dropout_config`."""
+        return {
+            **super().get_config(),
+            "return_sequences": self.return_sequences,
+            "return_state": self.return_state,
+            "go_backwards": self.go_backwards,
+            "stateful": self.stateful,
+            "unroll": self.unroll,
+            "zero_output_for_mask": self.zero_output_for_mask,
+        }
+
+    def _dropout_config(self) -> dict[str, Any]:
+        config = {"dropout": self.dropout, "recurrent_dropout": self.recurrent_dropout, "seed": self.seed}
+        if self.use_cudnn != "auto":
+            config["use_cudnn"] = self.use_cudnn
+        return config
+
+    # -- export ------------------------------------------------------------------------------
+
+    def export_refusal(self) -> str | None:
+        name = type(self).__name__
+        if self.ONNX_OPERATOR is None:
+            return f"`{name}` has no ONNX translation"
+        if not self.fused_ok:
+            wanted = ", ".join(f"{argument}={activation!r}" for argument, activation in self.FUSED_ACTIVATIONS.items())
+            return (
+                f"only {name}s on the fused kernel ({wanted}, use_cudnn not False) export as ONNX's "
+                f"{self.ONNX_OPERATOR} operator; others would unroll at a fixed length"
+            )
+        if self.stateful:
+            return "ONNX graphs hold no state between runs, so `stateful` layers cannot be exported"
+        return None
+
+    def onnx_dynamic_axes(self) -> dict[int, str]:
+        return {0: "batch", 1: "time"}
 
 
 class _UnitForgetBias:
@@ -30,7 +310,7 @@ class _UnitForgetBias:
         )
 
 
-class LSTM(Layer):
+class LSTM(BaseRNN):
     """Long Short-Term Memory layer (Hochreiter 1997), as ``keras.layers.LSTM``.
 
     Per step, with gates stacked ``i, f, c, o`` along the last axis of the weights::
@@ -41,9 +321,10 @@ class LSTM(Layer):
 
     With ``tanh``/``sigmoid`` (the defaults), no recurrent dropout, and a mask that is
     absent or right-padded, it runs torch's fused ``aten::lstm`` (oneDNN on CPU, cuDNN on
-    CUDA; Keras's gate order i, f, c, o is torch's i, f, g, o, so ``kernel.T`` is torch's
-    ``weight_ih`` as a view). Anything else runs an exact loop over time that follows
-    Keras. ``last_path`` says which ran.
+    CUDA) on the torch views of the weights (Keras's gate order i, f, c, o is torch's
+    i, f, g, o, so ``weight_ih`` is a view of ``kernel``). Anything else runs an exact loop
+    over time that follows Keras. ``last_path`` says which ran; ``fused_ok`` whether the
+    configuration allows the fused kernel.
 
     Args:
         units: dimensionality of the output space.
@@ -82,6 +363,7 @@ class LSTM(Layer):
         kernel: ``(in, 4*units)``; torch view ``(4*units, in)`` (gates ``ifgo``).
         recurrent_kernel: ``(state, 4*units)``; torch view ``(4*units, state)``; ``state`` is ``units``.
         bias: ``(4*units,)``, if ``use_bias``.
+        Keras paths ``cell/kernel``, ``cell/recurrent_kernel``, ``cell/bias``.
         Gate views, live: ``kernel_i/f/c/o`` ``(in, units)``,
         ``recurrent_kernel_i/f/c/o`` ``(units, units)``, ``bias_i/f/c/o`` ``(units,)``.
 
@@ -93,12 +375,16 @@ class LSTM(Layer):
         ((10, 64), (64,), 'fused')
     """
 
+    STATES = ("h", "c")
+    FUSED_ACTIVATIONS = LSTM_FUSED_ACTIVATIONS
+    ONNX_OPERATOR = "LSTM"
     LAYOUT = (
         Weight("kernel", ("in", "gate", "units"), torch=("gate", "units", "in"),
-               gates="ifco", torch_gates="ifgo", onnx_gates="iofc"),
+               gates="ifco", torch_gates="ifgo", onnx_gates="iofc", path="cell/kernel"),
         Weight("recurrent_kernel", ("state", "gate", "units"), torch=("gate", "units", "state"),
-               gates="ifco", torch_gates="ifgo", onnx_gates="iofc", role="recurrent"),
-        Weight("bias", ("gate", "units"), gates="ifco", torch_gates="ifgo", onnx_gates="iofc", enabled_by="use_bias"),
+               gates="ifco", torch_gates="ifgo", onnx_gates="iofc", role="recurrent", path="cell/recurrent_kernel"),
+        Weight("bias", ("gate", "units"), gates="ifco", torch_gates="ifgo", onnx_gates="iofc", enabled_by="use_bias",
+               path="cell/bias"),
     )
 
     def __init__(
@@ -130,46 +416,24 @@ class LSTM(Layer):
         use_cudnn: bool | str = "auto",
         **kwargs: Any,
     ) -> None:
-        super().__init__(activity_regularizer=activity_regularizer, **kwargs)
+        super().__init__(
+            dropout=dropout, recurrent_dropout=recurrent_dropout, seed=seed, return_sequences=return_sequences,
+            return_state=return_state, go_backwards=go_backwards, stateful=stateful, unroll=unroll,
+            zero_output_for_mask=zero_output_for_mask, use_cudnn=use_cudnn, activity_regularizer=activity_regularizer,
+            **kwargs,
+        )
         self.units = check_positive_int("units", units)
         self.activation = activations.get(activation)
         self.recurrent_activation = activations.get(recurrent_activation)
         self.use_bias = bool(use_bias)
         self._set_weight_arguments(locals())
         self.unit_forget_bias = bool(unit_forget_bias)
-        for name, rate in (("dropout", dropout), ("recurrent_dropout", recurrent_dropout)):
-            if isinstance(rate, bool) or not isinstance(rate, (int, float)) or not 0.0 <= rate <= 1.0:
-                raise ArgumentError(f"`{name}` must be a float in [0, 1]. Received: {name}={rate!r}.")
-        self.dropout = float(dropout)
-        self.recurrent_dropout = float(recurrent_dropout)
-        self.seed = seed
-        self.return_sequences = bool(return_sequences)
-        self.return_state = bool(return_state)
-        self.go_backwards = bool(go_backwards)
-        self.stateful = bool(stateful)
-        self.unroll = bool(unroll)
-        self.zero_output_for_mask = bool(zero_output_for_mask)
-        if use_cudnn not in ("auto", True, False):
-            raise ArgumentError(f"`use_cudnn` must be one of 'auto', True, False. Received: use_cudnn={use_cudnn!r}.")
-        self.use_cudnn = use_cudnn
-        standard = activations.serialize(self.activation) == "tanh" and activations.serialize(self.recurrent_activation) == "sigmoid"
-        if use_cudnn is True and (not standard or self.recurrent_dropout):
-            raise ArgumentError(
-                "`use_cudnn=True` needs activation='tanh', recurrent_activation='sigmoid' and no "
-                f"recurrent_dropout. Received: activation={activations.serialize(self.activation)!r}, "
-                f"recurrent_activation={activations.serialize(self.recurrent_activation)!r}, "
-                f"recurrent_dropout={self.recurrent_dropout}."
-            )
-        self._fused_ok = standard and use_cudnn is not False
-        self.states: list[torch.Tensor] | None = None
-        self.last_path: str | None = None
-        self._generator: torch.Generator | None = None
-        self.input_spec = InputSpec(ndim=3)
+        self._check_use_cudnn()
 
     def build(self, input_shape: Shape) -> Mapping[str, int]:
         features = input_shape[-1]
         if features is None:
-            raise ArgumentError(f"{self._label}: the feature axis of the input must be known to build. Received: input_shape={tuple(input_shape)}.")
+            raise ArgumentError(f"the feature axis of the input must be known to build. Received: input_shape={tuple(input_shape)}.")
         self.input_spec = InputSpec(ndim=3, axes={-1: features})
         return {"in": features, "units": self.units, "state": self.units}
 
@@ -178,121 +442,50 @@ class LSTM(Layer):
             return _UnitForgetBias(self.bias_initializer, self.units)
         return super().initializer_for(weight)
 
-    def reset_state(self) -> None:
-        """Zero the carried states of a ``stateful`` layer."""
-        if self.states is not None:
-            self.states = [torch.zeros_like(s) for s in self.states]
+    def dropout_masks(self, inputs: torch.Tensor, generator: torch.Generator | None) -> DropoutMasks:
+        return lstm_dropout_masks(
+            inputs, self.units, dropout=self.dropout, recurrent_dropout=self.recurrent_dropout, training=True,
+            generator=generator,
+        )
 
-    reset_states = reset_state
-
-    def call(
+    def recurrence(
         self,
         inputs: torch.Tensor,
-        mask: torch.Tensor | None = None,
-        training: bool | None = None,
-        initial_state: Sequence[Any] | None = None,
-    ) -> torch.Tensor | list[torch.Tensor]:
-        batch = inputs.shape[0]
-        if initial_state is not None:
-            initial_state = self._check_states(initial_state, batch, inputs)
-        elif self.stateful:
-            if self.states is None:
-                self.states = [inputs.new_zeros(batch, self.units) for _ in range(2)]
-            elif self.states[0].shape[0] != batch:
-                raise InputShapeError(
-                    f"{self._label}: a stateful layer needs the batch size of its states ({self.states[0].shape[0]}). "
-                    f"Received: input shape={tuple(inputs.shape)}."
-                )
-            initial_state = self.states
-        if mask is not None:
-            mask = torch.as_tensor(mask, device=inputs.device)
-            if tuple(mask.shape) != tuple(inputs.shape[:2]):
-                raise InputShapeError(
-                    f"{self._label}: `mask` must have shape (batch, timesteps) = {tuple(inputs.shape[:2])}. "
-                    f"Received: mask shape={tuple(mask.shape)}."
-                )
-        training = self.training if training is None else bool(training)
-        dropout_mask = recurrent_mask = None
-        if training and (self.dropout or self.recurrent_dropout):
-            dropout_mask, recurrent_mask = lstm_dropout_masks(
-                inputs, self.units, dropout=self.dropout, recurrent_dropout=self.recurrent_dropout,
-                training=True, generator=self._dropout_generator(inputs.device),
-            )
-        # torch 2.13's AOTAutograd cannot differentiate oneDNN's mkldnn_rnn_layer (it saves a None
-        # for backward), so a compiled training step on CPU traces the loop path instead.
-        compiled_training = torch.compiler.is_compiling() and not torch.compiler.is_exporting() and torch.is_grad_enabled()
-        fused_ok = self._fused_ok and not (compiled_training and inputs.device.type == "cpu")
+        initial_state: list[torch.Tensor] | None,
+        mask: torch.Tensor | None,
+        dropout_masks: DropoutMasks,
+    ) -> tuple[torch.Tensor, list[torch.Tensor], str]:
         outputs, h, c, path = lstm(
             inputs,
-            self.kernel,
-            self.recurrent_kernel,
-            self.bias if self.use_bias else None,
+            self.weight_view("kernel"),
+            self.weight_view("recurrent_kernel"),
+            self.weight_view("bias") if self.use_bias else None,
             initial_state=initial_state,
             mask=mask,
             go_backwards=self.go_backwards,
             zero_output_for_mask=self.zero_output_for_mask,
             activation=self.activation,
             recurrent_activation=self.recurrent_activation,
-            fused_ok=fused_ok,
-            dropout_mask=dropout_mask,
-            recurrent_dropout_mask=recurrent_mask,
+            fused_ok=self.fused_ok,
+            dropout_mask=dropout_masks[0],
+            recurrent_dropout_mask=dropout_masks[1],
         )
-        if self.use_cudnn is True and path != "fused":
-            raise ArgumentError(f"{self._label}: `use_cudnn=True` but the fused kernel cannot run this call (a mask that is not right-padded, or an unsupported device). Received: use_cudnn=True.")
-        self.last_path = path
-        if self.stateful:
-            self.states = [h.detach(), c.detach()]
-        output = outputs if self.return_sequences else outputs[:, -1]
-        return [output, h, c] if self.return_state else output
+        return outputs, [h, c], path
 
-    def _check_states(self, states: Sequence[Any], batch: int, inputs: torch.Tensor) -> list[torch.Tensor]:
-        if not isinstance(states, (list, tuple)) or len(states) != 2:
-            raise ArgumentError(f"{self._label}: `initial_state` must be a list [h, c]. Received: initial_state of type {type(states).__name__}.")
-        tensors = []
-        for name, state in zip(("h", "c"), states):
-            state = torch.as_tensor(state, device=inputs.device).to(inputs.dtype)
-            if tuple(state.shape) != (batch, self.units):
-                raise InputShapeError(
-                    f"{self._label}: initial state `{name}` must have shape (batch, units) = {(batch, self.units)}. "
-                    f"Received: shape={tuple(state.shape)}."
-                )
-            tensors.append(state)
-        return tensors
+    @classmethod
+    def onnx_translations(cls) -> dict[Any, Callable[..., Any]]:
+        from .recurrent_onnx import lstm_translation  # onnxscript: only when exporting
 
-    def _dropout_generator(self, device: torch.device) -> torch.Generator | None:
-        if self.seed is None:
-            return None
-        if self._generator is None or self._generator.device != torch.device(device):
-            self._generator = torch.Generator(device=device).manual_seed(self.seed)
-        return self._generator
-
-    def compute_mask(self, inputs: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor | None:
-        return mask if self.return_sequences else None
-
-    def compute_output_shape(self, input_shape: Shape) -> Shape | list[Shape]:
-        batch, steps = input_shape[0], input_shape[1]
-        output = (batch, steps, self.units) if self.return_sequences else (batch, self.units)
-        return [output, (batch, self.units), (batch, self.units)] if self.return_state else output
+        return {torch.ops.xlayers.lstm.default: lstm_translation(cls.LAYOUT)}
 
     def get_config(self) -> dict[str, Any]:
-        config = {
+        return {
             **super().get_config(),
-            "return_sequences": self.return_sequences,
-            "return_state": self.return_state,
-            "go_backwards": self.go_backwards,
-            "stateful": self.stateful,
-            "unroll": self.unroll,
-            "zero_output_for_mask": self.zero_output_for_mask,
             "units": self.units,
             "activation": activations.serialize(self.activation),
             "recurrent_activation": activations.serialize(self.recurrent_activation),
             "use_bias": self.use_bias,
             **self._weight_argument_config(),
             "unit_forget_bias": self.unit_forget_bias,
-            "dropout": self.dropout,
-            "recurrent_dropout": self.recurrent_dropout,
-            "seed": self.seed,
+            **self._dropout_config(),
         }
-        if self.use_cudnn != "auto":
-            config["use_cudnn"] = self.use_cudnn
-        return config

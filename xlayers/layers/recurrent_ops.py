@@ -1,15 +1,19 @@
 """Functional recurrent math with Keras (TF backend) semantics.
 
-The main entry point is :func:`lstm`, which the LSTM layer calls with its
-Keras-layout parameters:
+The main entry point is :func:`lstm`. It takes the weights in torch's layout, which the
+LSTM layer derives from its ``LAYOUT`` (``Layer.weight_view``: views of its Keras-layout
+parameters, no copies):
 
-* ``kernel``           ``(input_dim, 4 * units)``
-* ``recurrent_kernel`` ``(units, 4 * units)``
-* ``bias``             ``(4 * units,)`` or ``None``
+* ``weight_ih`` ``(4 * units, input_dim)``
+* ``weight_hh`` ``(4 * units, units)``
+* ``bias``      ``(4 * units,)`` or ``None``
 
-with the gates stacked along the last axis in the order ``i, f, c, o``
-(torch calls the third gate ``g``; the order is the same), so ``kernel.T`` is
-already torch's ``weight_ih`` and ``recurrent_kernel.T`` torch's ``weight_hh``.
+with the gates stacked along the first axis in torch's order ``i, f, g, o``, which is
+Keras's ``i, f, c, o`` (torch calls the cell gate ``g``). Per step::
+
+    z = x_t @ weight_ih.T + h @ weight_hh.T + bias
+    i, f, o = recurrent_activation(z_i), recurrent_activation(z_f), recurrent_activation(z_o)
+    c = f * c + i * activation(z_g);  h = o * activation(c)
 
 Keras semantics reproduced here (Keras 3.15, TF backend; on CPU TF always runs
 the generic ``backend.rnn`` loop because ``cudnn_ok`` requires a GPU,
@@ -32,9 +36,9 @@ the generic ``backend.rnn`` loop because ``cudnn_ok`` requires a GPU,
 * Dropout masks are drawn once per call and reused for every step.  Without
   recurrent dropout, Keras uses ONE input mask of shape ``(batch, features)``
   shared by all four gates; with recurrent dropout (``implementation=1``) it
-  uses FOUR input masks and FOUR recurrent masks (one per gate).  The masks
-  are scaled by ``1 / (1 - rate)`` and are only used when training and
-  ``0 < rate < 1`` (``layers/rnn/lstm.py:134-139,234-275``,
+  uses FOUR input masks and FOUR recurrent masks (one per gate, in the gate
+  order above).  The masks are scaled by ``1 / (1 - rate)`` and are only used
+  when training and ``0 < rate < 1`` (``layers/rnn/lstm.py:134-139,234-275``,
   ``layers/rnn/rnn.py:419-436``, ``layers/rnn/dropout_rnn_cell.py:22-53``).
   :func:`lstm_dropout_masks` builds them.  A single input mask keeps the
   fused path (it is applied to the inputs first, as Keras' own cuDNN branch
@@ -53,37 +57,65 @@ Paths (returned as the fourth element of :func:`lstm`'s result):
 
 * ``"fused"``: a single call of ``aten::lstm`` (oneDNN on CPU for float32 and
   bfloat16, cuDNN on CUDA; torch's own C++ implementation otherwise, e.g.
-  float64/float16 on CPU or packed sequences on CPU).  Used when the
-  activations are tanh/sigmoid, there is no recurrent dropout mask, the input
-  dropout mask (if any) is the single shared one, the mask is ``None`` or
-  right-padded (eager mode only), and the device/dtype is supported.
+  float64/float16 on CPU or packed sequences on CPU).  The caller says whether
+  the configuration allows it (``fused_ok``: the activations are tanh/sigmoid,
+  and the layer's ``use_cudnn`` is not ``False``); each call then also needs no
+  recurrent dropout mask, the single shared input dropout mask (if any), a mask
+  that is ``None`` or right-padded (eager mode only), and a supported
+  device/dtype.
 * ``"loop"``: a Python loop over time for the recurrent part only (the input
   projection of all time steps is one matmul).  Used for everything else.
+
+Under ``torch.export`` the fused path is one custom op, ``xlayers::lstm``
+(:func:`exported_lstm`), which ``xlayers.layers.recurrent_onnx`` writes as ONNX's
+``LSTM``.
 """
 
 from __future__ import annotations
 
-from typing import Callable, Optional, Sequence, Tuple, Union
+from collections.abc import Callable, Sequence
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor
 from torch.nn.utils.rnn import PackedSequence, pack_padded_sequence, pad_packed_sequence
 
+from xlayers import activations
 from xlayers.errors import ArgumentError, InputShapeError, WeightShapeError
 
-__all__ = ["lstm", "lstm_dropout_masks", "is_right_padded", "fused_lstm_supported"]
+__all__ = [
+    "LSTM_FUSED_ACTIVATIONS",
+    "exported_lstm",
+    "fused_lstm_supported",
+    "is_activation",
+    "is_right_padded",
+    "lstm",
+    "lstm_dropout_masks",
+]
 
-Activation = Optional[Callable[[Tensor], Tensor]]
-DropoutMask = Optional[Union[Tensor, Sequence[Tensor]]]
+Activation = Callable[[Tensor], Tensor] | None
+DropoutMask = Tensor | Sequence[Tensor] | None
 
-_TANH_FNS = (torch.tanh, F.tanh, Tensor.tanh)
-_SIGMOID_FNS = (torch.sigmoid, F.sigmoid, Tensor.sigmoid)
+# The activations aten::lstm computes, by the argument that sets them (Keras's names).
+LSTM_FUSED_ACTIVATIONS = {"activation": "tanh", "recurrent_activation": "sigmoid"}
+
+# Each Keras activation a fused kernel computes, as xlayers, torch and torch's modules spell it.
+_ACTIVATION_FORMS: dict[str, tuple[tuple[Callable[[Tensor], Tensor], ...], type[torch.nn.Module]]] = {
+    "tanh": ((activations.tanh, torch.tanh, F.tanh, Tensor.tanh), torch.nn.Tanh),
+    "sigmoid": ((activations.sigmoid, torch.sigmoid, F.sigmoid, Tensor.sigmoid), torch.nn.Sigmoid),
+}
 
 # Devices where aten::lstm has an implementation for every floating dtype
 # (oneDNN / cuDNN when applicable, torch's native C++ kernel otherwise).
 _FUSED_DEVICES = ("cpu", "cuda")
 _FUSED_DTYPES = (torch.float32, torch.float64, torch.float16, torch.bfloat16)
+
+
+def is_activation(fn: Activation, name: str) -> bool:
+    """Whether ``fn`` is Keras's activation ``name`` (``"tanh"``, ``"sigmoid"``) in one of the
+    forms a fused kernel stands for: xlayers' function, torch's function, or torch's module."""
+    functions, module = _ACTIVATION_FORMS[name]
+    return any(fn is f for f in functions) or isinstance(fn, module)
 
 
 def fused_lstm_supported(dtype: torch.dtype, device: torch.device) -> bool:
@@ -96,7 +128,7 @@ def fused_lstm_supported(dtype: torch.dtype, device: torch.device) -> bool:
     return torch.device(device).type in _FUSED_DEVICES and dtype in _FUSED_DTYPES
 
 
-def is_right_padded(mask: Tensor) -> Tuple[bool, Tensor]:
+def is_right_padded(mask: Tensor) -> tuple[bool, Tensor]:
     """Return ``(right_padded, lengths)`` for a ``(batch, time)`` mask.
 
     A mask is right-padded when every row is a run of ones followed by a run
@@ -117,9 +149,9 @@ def lstm_dropout_masks(
     dropout: float = 0.0,
     recurrent_dropout: float = 0.0,
     training: bool = False,
-    per_gate: Optional[bool] = None,
-    generator: Optional[torch.Generator] = None,
-) -> Tuple[DropoutMask, DropoutMask]:
+    per_gate: bool | None = None,
+    generator: torch.Generator | None = None,
+) -> tuple[Tensor | None, Tensor | None]:
     """Draw the dropout masks Keras would use for one call of an LSTM layer.
 
     Returns ``(dropout_mask, recurrent_dropout_mask)``, each ``None`` when not
@@ -129,8 +161,8 @@ def lstm_dropout_masks(
       exactly 1 applies no dropout at all in Keras' cell);
     * ``per_gate`` (Keras ``implementation == 1``) defaults to
       ``recurrent_dropout != 0``: then four masks per kind are drawn, stacked
-      as a ``(4, batch, dim)`` tensor; otherwise a single ``(batch, dim)``
-      mask;
+      as a ``(4, batch, dim)`` tensor in the gate order i, f, c (torch's g), o;
+      otherwise a single ``(batch, dim)`` mask;
     * kept entries are scaled by ``1 / (1 - rate)``.
 
     ``generator`` (if given) must live on ``inputs.device``.
@@ -140,7 +172,7 @@ def lstm_dropout_masks(
     n = inputs.shape[0]
     feat = inputs.shape[-1]
 
-    def draw(dim: int, rate: float) -> Optional[Tensor]:
+    def draw(dim: int, rate: float) -> Tensor | None:
         if not training or not (0.0 < rate < 1.0):
             return None
         shape = (4, n, dim) if per_gate else (n, dim)
@@ -150,21 +182,21 @@ def lstm_dropout_masks(
     return draw(feat, dropout), draw(units, recurrent_dropout)
 
 
-def _as_gate_stack(m: DropoutMask, name: str, n: int, dim: int) -> Optional[Tensor]:
+def _as_gate_stack(m: DropoutMask, name: str, n: int, dim: int) -> Tensor | None:
     """Normalise a dropout mask to ``None``, ``(batch, d)`` or ``(4, batch, d)``."""
     if m is None:
         return None
     if isinstance(m, (list, tuple)):
         if len(m) != 4:
             raise ArgumentError(
-                f"`{name}` must be one tensor or 4 per-gate tensors. Received: len({name})={len(m)}"
+                f"`{name}` must be one tensor or 4 per-gate tensors. Received: len({name})={len(m)}."
             )
         return torch.stack(list(m), 0)
     if tuple(m.shape) in ((n, dim), (4, n, dim)):
         return m
     raise InputShapeError(
         f"`{name}` must have shape {(n, dim)} (shared by the gates) or {(4, n, dim)} "
-        f"(one per gate). Received: {name}.shape={tuple(m.shape)}"
+        f"(one per gate). Received: {name}.shape={tuple(m.shape)}."
     )
 
 
@@ -172,40 +204,49 @@ def _identity(x: Tensor) -> Tensor:
     return x
 
 
+def _fused_backward_traceable(inputs: Tensor, tensors: Sequence[Tensor]) -> bool:
+    """torch 2.13's AOTAutograd cannot differentiate oneDNN's ``mkldnn_rnn_layer`` when the
+    sequence takes no gradient but a weight or state does (its backward saves a ``None``).
+    Such a call under ``torch.compile`` on CPU takes the loop; eager, export and CUDA are fine."""
+    if not torch.compiler.is_compiling() or torch.compiler.is_exporting() or not torch.is_grad_enabled():
+        return True
+    if inputs.device.type != "cpu" or inputs.requires_grad:
+        return True
+    return not any(t.requires_grad for t in tensors)
+
+
 def lstm(
     inputs: Tensor,
-    kernel: Tensor,
-    recurrent_kernel: Tensor,
-    bias: Optional[Tensor] = None,
+    weight_ih: Tensor,
+    weight_hh: Tensor,
+    bias: Tensor | None = None,
     *,
-    initial_state: Optional[Sequence[Tensor]] = None,
-    mask: Optional[Tensor] = None,
+    initial_state: Sequence[Tensor] | None = None,
+    mask: Tensor | None = None,
     go_backwards: bool = False,
     zero_output_for_mask: bool = False,
     activation: Activation = torch.tanh,
     recurrent_activation: Activation = torch.sigmoid,
-    fused_ok: Optional[bool] = None,
+    fused_ok: bool | None = None,
     dropout_mask: DropoutMask = None,
     recurrent_dropout_mask: DropoutMask = None,
-) -> Tuple[Tensor, Tensor, Tensor, str]:
+) -> tuple[Tensor, Tensor, Tensor, str]:
     """Run a Keras-semantics LSTM over a batch-first sequence.
 
     Args:
         inputs: ``(N, T, F)``.
-        kernel, recurrent_kernel, bias: Keras-layout parameters (see module
-            docstring); ``bias=None`` for ``use_bias=False``.
+        weight_ih, weight_hh, bias: torch-layout weights, gates ``i, f, g, o`` (see the
+            module docstring); ``bias=None`` for ``use_bias=False``.
         initial_state: ``(h0, c0)``, each ``(N, units)``; zeros when ``None``.
         mask: ``(N, T)`` bool (or numeric, nonzero = keep) or ``None``.
         go_backwards: process the sequence reversed; outputs are returned in
             processing order (reversed), like Keras.
         zero_output_for_mask: Keras ``RNN(zero_output_for_mask=...)``.
         activation, recurrent_activation: callables (``None`` = linear).
-        fused_ok: ``None`` -> detect (fused only if ``activation`` is
-            ``torch.tanh``/``F.tanh`` and ``recurrent_activation`` is
-            ``torch.sigmoid``/``F.sigmoid``, or ``nn.Tanh``/``nn.Sigmoid``
-            instances); ``False`` -> never fused;
-            ``True`` -> the caller guarantees the activations are tanh and
-            sigmoid (they are then not inspected).
+        fused_ok: whether the configuration allows the fused kernel (a layer passes its
+            ``fused_ok``); ``None`` -> only if ``activation`` is tanh and
+            ``recurrent_activation`` sigmoid (:func:`is_activation`); ``True`` -> the
+            caller guarantees they are (they are then not inspected); ``False`` -> the loop.
         dropout_mask: input dropout, already scaled; ``(N, F)`` shared by the
             four gates (Keras implementation 2), or ``(4, N, F)`` / a list of
             four ``(N, F)`` tensors, one per gate (Keras implementation 1).
@@ -222,24 +263,21 @@ def lstm(
     if inputs.dim() != 3 or inputs.shape[1] == 0:
         raise InputShapeError(
             "`lstm` expects inputs of rank 3 (batch, time, features) with at least one "
-            f"time step. Received: inputs.shape={tuple(inputs.shape)}"
+            f"time step. Received: inputs.shape={tuple(inputs.shape)}."
         )
     n, t_len, feat = inputs.shape
-    units = recurrent_kernel.shape[0] if recurrent_kernel.dim() == 2 else -1
-    if recurrent_kernel.dim() != 2 or recurrent_kernel.shape[1] != 4 * units:
+    units = weight_hh.shape[1] if weight_hh.dim() == 2 else -1
+    if weight_hh.dim() != 2 or weight_hh.shape[0] != 4 * units:
         raise WeightShapeError(
-            "`recurrent_kernel` must have shape (units, 4 * units). "
-            f"Received: recurrent_kernel.shape={tuple(recurrent_kernel.shape)}"
+            f"`weight_hh` must have shape (4 * units, units). Received: weight_hh.shape={tuple(weight_hh.shape)}."
         )
-    if tuple(kernel.shape) != (feat, 4 * units):
+    if tuple(weight_ih.shape) != (4 * units, feat):
         raise WeightShapeError(
-            f"`kernel` must have shape {(feat, 4 * units)} (input_dim, 4 * units). "
-            f"Received: kernel.shape={tuple(kernel.shape)}"
+            f"`weight_ih` must have shape {(4 * units, feat)} (4 * units, input_dim). "
+            f"Received: weight_ih.shape={tuple(weight_ih.shape)}."
         )
     if bias is not None and tuple(bias.shape) != (4 * units,):
-        raise WeightShapeError(
-            f"`bias` must have shape {(4 * units,)}. Received: bias.shape={tuple(bias.shape)}"
-        )
+        raise WeightShapeError(f"`bias` must have shape {(4 * units,)}. Received: bias.shape={tuple(bias.shape)}.")
 
     if initial_state is None:
         h0 = inputs.new_zeros(n, units)
@@ -247,15 +285,13 @@ def lstm(
     else:
         if len(initial_state) != 2:
             raise ArgumentError(
-                "`initial_state` must be a pair (h, c). "
-                f"Received: len(initial_state)={len(initial_state)}"
+                f"`initial_state` must be a pair (h, c). Received: len(initial_state)={len(initial_state)}."
             )
         h0, c0 = initial_state
         for nm, st in (("h", h0), ("c", c0)):
             if tuple(st.shape) != (n, units):
                 raise InputShapeError(
-                    f"`initial_state` {nm} must have shape {(n, units)}. "
-                    f"Received: {nm}.shape={tuple(st.shape)}"
+                    f"`initial_state` {nm} must have shape {(n, units)}. Received: {nm}.shape={tuple(st.shape)}."
                 )
         # Keras casts the initial state to the compute dtype.
         h0 = h0.to(inputs.dtype)
@@ -269,23 +305,23 @@ def lstm(
     if recurrent_activation is None:
         recurrent_activation = _identity
     if fused_ok is None:
-        fused_ok = (activation in _TANH_FNS or isinstance(activation, torch.nn.Tanh)) and (
-            recurrent_activation in _SIGMOID_FNS or isinstance(recurrent_activation, torch.nn.Sigmoid)
-        )
+        fused_ok = is_activation(activation, "tanh") and is_activation(recurrent_activation, "sigmoid")
 
+    # The per-call part of the fused-or-loop decision (the configuration's is `fused_ok`).
+    weights = (weight_ih, weight_hh) if bias is None else (weight_ih, weight_hh, bias)
     use_fused = (
         bool(fused_ok)
         and rdmask is None
         and (dmask is None or dmask.dim() == 2)
         and fused_lstm_supported(inputs.dtype, inputs.device)
+        and _fused_backward_traceable(inputs, (*weights, h0, c0))
     )
 
     lengths = None
     if mask is not None:
         if tuple(mask.shape) != (n, t_len):
             raise InputShapeError(
-                f"`mask` must have shape {(n, t_len)} (batch, time). "
-                f"Received: mask.shape={tuple(mask.shape)}"
+                f"`mask` must have shape {(n, t_len)} (batch, time). Received: mask.shape={tuple(mask.shape)}."
             )
         if use_fused and not torch.compiler.is_exporting():  # exporting: the mask's lengths, below
             if torch.compiler.is_compiling():
@@ -300,24 +336,21 @@ def lstm(
                     lengths = None  # all ones: same as no mask
 
     if use_fused and dmask is None and torch.compiler.is_exporting():
-        # An exported graph sees one op, which xlayers.onnx writes as ONNX's LSTM; a mask is
-        # taken as right-padded (Keras's cuDNN condition) and becomes its sequence_lens.
+        # An exported graph sees one op, which becomes ONNX's LSTM; a mask is taken as
+        # right-padded (Keras's cuDNN condition) and becomes its sequence_lens.
         out, h, c = exported_lstm(
-            inputs, None if mask is None else mask.sum(dim=1), h0, c0, kernel, recurrent_kernel,
-            bias if bias is not None else kernel.new_zeros(4 * units), go_backwards, zero_output_for_mask,
+            inputs, None if mask is None else mask.sum(dim=1), h0, c0, weight_ih, weight_hh, bias,
+            go_backwards, zero_output_for_mask,
         )
         return out, h, c, "fused"
 
     if use_fused:
         x = inputs if dmask is None else inputs * dmask.unsqueeze(1)
-        out, h, c = _lstm_fused(
-            x, kernel, recurrent_kernel, bias, h0, c0, lengths,
-            go_backwards, zero_output_for_mask,
-        )
+        out, h, c = _lstm_fused(x, weight_ih, weight_hh, bias, h0, c0, lengths, go_backwards, zero_output_for_mask)
         return out, h, c, "fused"
 
     out, h, c = _lstm_loop(
-        inputs, kernel, recurrent_kernel, bias, h0, c0, mask, go_backwards,
+        inputs, weight_ih, weight_hh, bias, h0, c0, mask, go_backwards,
         zero_output_for_mask, activation, recurrent_activation, dmask, rdmask,
     )
     return out, h, c, "loop"
@@ -325,47 +358,49 @@ def lstm(
 
 @torch.library.custom_op("xlayers::lstm", mutates_args=())
 def exported_lstm(
-    inputs: Tensor, lengths: Optional[Tensor], h0: Tensor, c0: Tensor, kernel: Tensor, recurrent_kernel: Tensor,
-    bias: Tensor, go_backwards: bool, zero_output_for_mask: bool,
+    inputs: Tensor, lengths: Tensor | None, h0: Tensor, c0: Tensor, weight_ih: Tensor, weight_hh: Tensor,
+    bias: Tensor | None, go_backwards: bool, zero_output_for_mask: bool,
 ) -> tuple[Tensor, Tensor, Tensor]:
     """The fused LSTM, over right-padded sequences of the given ``lengths`` if any, as one op.
 
-    Exists for export: torch's exporter sees one node, which ``xlayers.onnx`` translates to
-    ONNX's ``LSTM`` (with ``sequence_lens`` for lengths). Run eagerly, it is the fused path.
+    Exists for export: torch's exporter sees one node, which the LSTM layer's ONNX
+    translation (``recurrent_onnx``) writes as ONNX's ``LSTM`` (with ``sequence_lens`` for
+    lengths). Weights in torch's layout, as :func:`lstm` takes them. Run eagerly, it is the
+    fused path.
     """
-    out, h, c = _lstm_fused(inputs, kernel, recurrent_kernel, bias, h0, c0, lengths, go_backwards, zero_output_for_mask)
+    out, h, c = _lstm_fused(inputs, weight_ih, weight_hh, bias, h0, c0, lengths, go_backwards, zero_output_for_mask)
     return out.clone(), h.clone(), c.clone()
 
 
 @exported_lstm.register_fake
-def _exported_lstm_shapes(inputs, lengths, h0, c0, kernel, recurrent_kernel, bias, go_backwards, zero_output_for_mask):
+def _exported_lstm_shapes(
+    inputs: Tensor, lengths: Tensor | None, h0: Tensor, c0: Tensor, weight_ih: Tensor, weight_hh: Tensor,
+    bias: Tensor | None, go_backwards: bool, zero_output_for_mask: bool,
+) -> tuple[Tensor, Tensor, Tensor]:
     n, t_len, _ = inputs.shape
-    units = recurrent_kernel.shape[0]
+    units = weight_hh.shape[1]
     return inputs.new_empty(n, t_len, units), inputs.new_empty(n, units), inputs.new_empty(n, units)
 
 
 def _lstm_fused(
     x: Tensor,
-    kernel: Tensor,
-    recurrent_kernel: Tensor,
-    bias: Optional[Tensor],
+    weight_ih: Tensor,
+    weight_hh: Tensor,
+    bias: Tensor | None,
     h0: Tensor,
     c0: Tensor,
-    lengths: Optional[Tensor],
+    lengths: Tensor | None,
     go_backwards: bool,
     zero_output_for_mask: bool,
-) -> Tuple[Tensor, Tensor, Tensor]:
-    # Keras layout -> torch layout: transposed *views*, same gate order.
-    params = [kernel.t(), recurrent_kernel.t()]
+) -> tuple[Tensor, Tensor, Tensor]:
+    params = [weight_ih, weight_hh]
     has_biases = bias is not None
     if has_biases:
         # Keras has a single bias; torch adds b_ih + b_hh.
         params += [bias, torch.zeros_like(bias)]
     # `train` only matters for inter-layer dropout (none here) and for whether
     # cuDNN keeps a reserve for backward.
-    train = torch.is_grad_enabled() and any(
-        p.requires_grad for p in (x, h0, c0, *params)
-    )
+    train = torch.is_grad_enabled() and any(p.requires_grad for p in (x, h0, c0, *params))
 
     if lengths is None:
         if go_backwards:
@@ -390,16 +425,12 @@ def _lstm_fused(
         x = x.gather(1, rev_idx.unsqueeze(2).expand_as(x))
     # pack_padded_sequence rejects empty rows: run them with length 1 and
     # overwrite their results below (Keras: zero outputs, initial states).
-    packed = pack_padded_sequence(
-        x, lengths.clamp(min=1).cpu(), batch_first=True, enforce_sorted=False
-    )
+    packed = pack_padded_sequence(x, lengths.clamp(min=1).cpu(), batch_first=True, enforce_sorted=False)
     hx = (
         h0.index_select(0, packed.sorted_indices).unsqueeze(0),
         c0.index_select(0, packed.sorted_indices).unsqueeze(0),
     )
-    out_data, h, c = torch.lstm(
-        packed.data, packed.batch_sizes, hx, params, has_biases, 1, 0.0, train, False,
-    )
+    out_data, h, c = torch.lstm(packed.data, packed.batch_sizes, hx, params, has_biases, 1, 0.0, train, False)
     h = h[0].index_select(0, packed.unsorted_indices)
     c = c[0].index_select(0, packed.unsorted_indices)
     out, _ = pad_packed_sequence(
@@ -407,7 +438,7 @@ def _lstm_fused(
         batch_first=True,
         total_length=t_len,
     )
-    empty = (lens == 0)  # (N, 1)
+    empty = lens == 0  # (N, 1)
     h = torch.where(empty, h0, h)
     c = torch.where(empty, c0, c)
     if go_backwards:
@@ -428,38 +459,37 @@ def _lstm_fused(
 
 def _lstm_loop(
     inputs: Tensor,
-    kernel: Tensor,
-    recurrent_kernel: Tensor,
-    bias: Optional[Tensor],
+    weight_ih: Tensor,
+    weight_hh: Tensor,
+    bias: Tensor | None,
     h: Tensor,
     c: Tensor,
-    mask: Optional[Tensor],
+    mask: Tensor | None,
     go_backwards: bool,
     zero_output_for_mask: bool,
     activation: Callable[[Tensor], Tensor],
     recurrent_activation: Callable[[Tensor], Tensor],
-    dmask: Optional[Tensor],
-    rdmask: Optional[Tensor],
-) -> Tuple[Tensor, Tensor, Tensor]:
+    dmask: Tensor | None,
+    rdmask: Tensor | None,
+) -> tuple[Tensor, Tensor, Tensor]:
     n, t_len, feat = inputs.shape
-    units = recurrent_kernel.shape[0]
+    units = weight_hh.shape[1]
 
     # Input projection for every time step at once: (N, T, 4u).
     if dmask is None:
-        xw = F.linear(inputs, kernel.t(), bias)
+        xw = F.linear(inputs, weight_ih, bias)
     elif dmask.dim() == 2:
-        xw = F.linear(inputs * dmask.unsqueeze(1), kernel.t(), bias)
+        xw = F.linear(inputs * dmask.unsqueeze(1), weight_ih, bias)
     else:
-        # One mask per gate: gate g sees inputs * dmask[g].
-        xg = (inputs.unsqueeze(0) * dmask.unsqueeze(2)).reshape(4, n * t_len, feat)
-        kg = kernel.reshape(feat, 4, units).transpose(0, 1)  # (4, F, u)
-        xw = torch.bmm(xg, kg).reshape(4, n, t_len, units).permute(1, 2, 0, 3)
-        xw = xw.reshape(n, t_len, 4 * units)
+        # One mask per gate: gate g sees inputs * dmask[g] and its rows of weight_ih.
+        xg = inputs.unsqueeze(0) * dmask.unsqueeze(2)  # (4, N, T, F)
+        xw = torch.einsum("gntf,guf->ntgu", xg, weight_ih.reshape(4, units, feat)).reshape(n, t_len, 4 * units)
         if bias is not None:
             xw = xw + bias
 
-    if rdmask is not None and rdmask.dim() == 3:
-        rk_g = recurrent_kernel.reshape(units, 4, units).transpose(0, 1)  # (4, u, u)
+    # h @ weight_hh.T (F.linear's product), with the step's input term added in the same GEMM.
+    recurrent = weight_hh.T
+    per_gate_hh = weight_hh.reshape(4, units, units) if rdmask is not None and rdmask.dim() == 3 else None
 
     keep = None if mask is None else mask.bool().unsqueeze(2)  # (N, T, 1)
     prev_out = None
@@ -467,12 +497,12 @@ def _lstm_loop(
     for s in range(t_len):
         t = t_len - 1 - s if go_backwards else s
         if rdmask is None:
-            z = torch.addmm(xw[:, t], h, recurrent_kernel)
-        elif rdmask.dim() == 2:
-            z = torch.addmm(xw[:, t], h * rdmask, recurrent_kernel)
-        else:
-            rec = torch.bmm(h.unsqueeze(0) * rdmask, rk_g)  # (4, N, u)
-            z = xw[:, t] + rec.transpose(0, 1).reshape(n, 4 * units)
+            z = torch.addmm(xw[:, t], h, recurrent)
+        elif per_gate_hh is None:
+            z = torch.addmm(xw[:, t], h * rdmask, recurrent)
+        else:  # gate g sees h * rdmask[g] and its rows of weight_hh
+            rec = torch.einsum("gnk,guk->ngu", h.unsqueeze(0) * rdmask, per_gate_hh)
+            z = xw[:, t] + rec.reshape(n, 4 * units)
         zi, zf, zc, zo = z.chunk(4, dim=1)
         i = recurrent_activation(zi)
         f = recurrent_activation(zf)
