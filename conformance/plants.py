@@ -15,6 +15,7 @@ pass: the harness must catch them through its ``grad/`` checks.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import functools
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import AbstractContextManager as ContextManager
@@ -217,8 +218,21 @@ def _conv_kernel_flipped() -> ContextManager[Any]:
 
 
 def _conv_kernel_kh_kw_swapped() -> ContextManager[Any]:
-    # (kh, kw, in, out) -> (out, in, kw, kh) instead of (out, in, kh, kw)
-    return mock.patch.object(Conv2D, "_TORCH_KERNEL", (3, 2, 1, 0))
+    # (kh, kw, in, out) -> (out, in, kw, kh) instead of (out, in, kh, kw): a wrong torch order in the declaration
+    kernel = Conv2D._declared["kernel"]
+    wrong = dataclasses.replace(kernel, torch=("out", "in", "kw", "kh"))
+    return mock.patch.dict(Conv2D._declared, {"kernel": wrong})
+
+
+def _conv_dilation_ignored_when_asymmetric() -> ContextManager[Any]:
+    # the asymmetric-'same' formulation forgets dilation_rate (symmetric pads still dilate)
+    original = conv_ops._conv_shift
+
+    @functools.wraps(original)
+    def planted(conv_fn, x, w, bias, pads, ss, ds, *rest):
+        return original(conv_fn, x, w, bias, pads, ss, (1,) * len(ds), *rest)
+
+    return mock.patch.object(conv_ops, "_conv_shift", planted)
 
 
 def _conv_kernel_scaled() -> ContextManager[Any]:
@@ -411,6 +425,13 @@ PLANTS: tuple[Plant, ...] = (
         "transpose(3, 2, 1, 0) in place of permute(3, 2, 0, 1); invisible for square kernels",
         ("conv2d/same-s1-d1-g1-k2x4-nhwc-9x10",),
         _conv_kernel_kh_kw_swapped,
+    ),
+    Plant(
+        "conv-dilation-ignored-when-asymmetric",
+        "dilation_rate dropped on the path that handles TF's asymmetric 'same' padding (stride 1, an even dilated "
+        "kernel extent), while symmetric padding still dilates",
+        ("conv2d/same-s1-d3-g1-k2x4-nhwc-9x10", "conv2d/same-s1-d3x1-g2-k2x4-nchw-9x10"),
+        _conv_dilation_ignored_when_asymmetric,
     ),
     Plant(
         "conv-kernel-scaled-1e-4",

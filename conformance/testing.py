@@ -60,6 +60,7 @@ def check_layer(
         assert weight.grad is not None, "a trainable weight got no gradient"
     # torch.compile(fullgraph=True) agrees with eager
     if compile:
+        torch._dynamo.reset()  # each layer compiles afresh (layers share Layer.forward's code object)
         compiled = torch.compile(layer, fullgraph=True, backend="eager")
         with torch.no_grad():
             fresh = torch.randn(*input_shape)

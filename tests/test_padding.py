@@ -21,7 +21,14 @@ import torch.nn.functional as F
 
 from xlayers.errors import ArgumentError, ArgumentTypeError, InputShapeError
 from xlayers.layers.conv_ops import conv, conv_padded
-from xlayers.padding import normalize_padding, normalize_tuple, output_size, output_size_1d, same_padding, same_padding_1d
+from xlayers.padding import (
+    normalize_padding,
+    normalize_tuple,
+    output_size,
+    output_size_1d,
+    same_padding,
+    same_padding_1d,
+)
 
 import tensorflow as tf  # noqa: E402  (the reference: a missing TF must fail, not skip)
 
@@ -142,7 +149,13 @@ def test_argument_validation():
 
 @pytest.mark.parametrize(
     "value, error",
-    [((1, 0), ArgumentError), ((1, 2, 3), ArgumentError), (0, ArgumentError), ((1, 2.0), ArgumentTypeError), ("12", ArgumentTypeError)],
+    [
+        ((1, 0), ArgumentError),
+        ((1, 2, 3), ArgumentError),
+        (0, ArgumentError),
+        ((1, 2.0), ArgumentTypeError),
+        ("12", ArgumentTypeError),
+    ],
 )
 def test_normalize_tuple_message(value, error):
     """One message per argument: backticked name, expectation, ``Received: name=value.``"""
@@ -154,7 +167,8 @@ def test_normalize_tuple_message(value, error):
 def test_normalize_padding():
     assert normalize_padding("SAME") == "same"
     assert normalize_padding("Causal", allow_causal=True) == "causal"
-    with pytest.raises(ArgumentError, match=re.escape("`padding` must be one of ('valid', 'same'). Received: padding='causal'.")):
+    message = "`padding` must be one of ('valid', 'same'). Received: padding='causal'."
+    with pytest.raises(ArgumentError, match=re.escape(message)):
         normalize_padding("causal")
     with pytest.raises(ArgumentTypeError, match=re.escape("`padding` must be a string. Received: padding=None.")):
         normalize_padding(None)

@@ -114,7 +114,8 @@ def conv_border(x, w, bias, pads, ss, ds):
     like = main if main is not None else x
     order = sorted(range(like.dim()), key=lambda i: like.stride(i), reverse=True)  # same memory order
     full = (x.shape[0], w.shape[0], *outs)
-    y = torch.empty([full[i] for i in order], dtype=x.dtype, device=x.device).permute([order.index(i) for i in range(like.dim())])
+    y = torch.empty([full[i] for i in order], dtype=x.dtype, device=x.device)
+    y = y.permute([order.index(i) for i in range(like.dim())])
     if main is not None:
         region = y
         for i in range(n):

@@ -682,7 +682,7 @@ class Layer(nn.Module, metaclass=_LayerMeta):
 
     def extra_repr(self) -> str:
         """Keras arguments that differ from their defaults, and the build shape."""
-        defaults = _default_config(type(self))
+        defaults = self._default_config()
         parts = [f"name={self.name!r}"]
         for key, value in self.get_config().items():
             if key not in ("name", "trainable", "dtype") and defaults.get(key, _MISSING) != value:
@@ -691,30 +691,21 @@ class Layer(nn.Module, metaclass=_LayerMeta):
             parts.append(f"built_with={self._build_shape}")
         return ", ".join(parts)
 
+    def _default_config(self) -> dict[str, Any]:
+        """The configuration of the same layer made with only its required arguments: what
+        ``get_config`` writes for every default, in the same spelling."""
+        config = self.get_config()
+        required = {
+            p.name: config[p.name] for p in inspect.signature(type(self).__init__).parameters.values()
+            if p.default is inspect.Parameter.empty and p.name in config
+        }
+        try:
+            return type(self)(**required, name=self.name).get_config()
+        except Exception:  # a layer whose required arguments are not in its config: show everything
+            return {}
+
 
 _MISSING = object()
-_SERIALIZERS = {"_initializer": initializers, "_regularizer": regularizers, "_constraint": constraints}
-
-
-def _default_config(cls: type) -> dict[str, Any]:
-    """The constructor's defaults, serialised the way ``get_config`` writes them."""
-    defaults: dict[str, Any] = {}
-    for klass in reversed(cls.__mro__):
-        if "__init__" not in vars(klass):
-            continue
-        for p in inspect.signature(vars(klass)["__init__"]).parameters.values():
-            if p.default is inspect.Parameter.empty:
-                continue
-            value = p.default
-            module = next((m for suffix, m in _SERIALIZERS.items() if p.name.endswith(suffix)), None)
-            if module is not None and value is not None:
-                value = module.serialize(module.get(value))
-            elif p.name.endswith("activation"):
-                from . import activations
-
-                value = activations.serialize(activations.get(value))
-            defaults[p.name] = value
-    return defaults
 
 
 def _to_numpy(value: torch.Tensor) -> np.ndarray:

@@ -34,7 +34,8 @@ def conv_layout(rank: int) -> tuple[Weight, ...]:
     return (
         Weight("kernel", (*spatial, "in", "out"), torch=("out", "in", *spatial)),
         Weight("bias", ("out",), enabled_by="use_bias"),
-        Weight("lora_kernel_a", (*spatial, "in", "rank"), torch=("rank", "in", *spatial), role="kernel", enabled_by="lora_rank"),
+        Weight("lora_kernel_a", (*spatial, "in", "rank"), torch=("rank", "in", *spatial),
+               role="kernel", enabled_by="lora_rank"),
         Weight("lora_kernel_b", ("rank", "out"), torch=("out", "rank"), role="kernel", enabled_by="lora_rank"),
     )
 
@@ -102,12 +103,16 @@ class BaseConv(LoraMixin, Layer):
         **kwargs: Any,
     ) -> None:
         if not type(self).LAYOUT:
-            raise TypeError(f"`{type(self).__name__}` is abstract: use `Conv1D`, `Conv2D`, `Conv3D`, or set `rank` and `LAYOUT`.")
+            raise TypeError(
+                f"`{type(self).__name__}` is abstract: use `Conv1D`, `Conv2D`, `Conv3D`, or set `rank` and `LAYOUT`."
+            )
         super().__init__(activity_regularizer=activity_regularizer, **kwargs)
         self.filters = check_positive_int("filters", filters)
         self.groups = check_positive_int("groups", groups)
         if filters % groups:
-            raise ArgumentError(f"`filters` must be divisible by `groups`. Received: filters={filters}, groups={groups}.")
+            raise ArgumentError(
+                f"`filters` must be divisible by `groups`. Received: filters={filters}, groups={groups}."
+            )
         self.kernel_size = normalize_tuple(kernel_size, self.rank, "kernel_size")
         self.strides = normalize_tuple(strides, self.rank, "strides")
         self.dilation_rate = normalize_tuple(dilation_rate, self.rank, "dilation_rate")
@@ -119,7 +124,9 @@ class BaseConv(LoraMixin, Layer):
         self.padding = normalize_padding(padding, allow_causal=self.rank == 1)
         data_format = "channels_last" if data_format is None else str(data_format).lower()
         if data_format not in _DATA_FORMATS:
-            raise ArgumentError(f"`data_format` must be one of {list(_DATA_FORMATS)}. Received: data_format={data_format!r}.")
+            raise ArgumentError(
+                f"`data_format` must be one of {list(_DATA_FORMATS)}. Received: data_format={data_format!r}."
+            )
         self.data_format = data_format
         self.activation = activations.get(activation)
         self.use_bias = bool(use_bias)

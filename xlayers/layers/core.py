@@ -66,7 +66,8 @@ class Dense(LoraMixin, Layer):
     """Densely connected layer: ``outputs = activation(inputs @ kernel + bias)``.
 
     Applies on the last axis of inputs of any rank >= 2; the torch mapping is
-    ``F.linear(inputs, kernel.T, bias)`` (``kernel.T`` is a view: no copy).
+    ``F.linear(inputs, kernel_view, bias)`` with ``kernel``'s torch view from ``LAYOUT``
+    (a transposed view: no copy).
 
     Args:
         units: dimensionality of the output space.
@@ -148,7 +149,7 @@ class Dense(LoraMixin, Layer):
         return {"in": input_dim, "units": self.units, "rank": self.lora_rank or 0}
 
     def call(self, inputs: torch.Tensor) -> torch.Tensor:
-        outputs = F.linear(inputs, self.merged_kernel().T, self.bias if self.use_bias else None)
+        outputs = F.linear(inputs, self.weight_view("kernel", value=self.merged_kernel()), self.bias if self.use_bias else None)
         return self.activation(outputs)
 
     def compute_output_shape(self, input_shape: Shape) -> Shape:
