@@ -57,6 +57,10 @@ class Driver:
     def check(self, layer: Layer, case: Case, result: CaseResult) -> None:
         """Family checks after the calls (append to ``result.checks``)."""
 
+    def float64_refusal(self, case: Case) -> str:
+        """Why Keras cannot run this case in float64 for the noise floor ('' if it can)."""
+        return ""
+
     def onnx_refusal(self, case: Case) -> str:
         """Why this case's call cannot be expressed in an exported graph ('' if it can)."""
         return ""

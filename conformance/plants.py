@@ -84,30 +84,34 @@ def resolve(plant: Plant) -> list[tuple[LayerInfo, Case]]:
 
 
 def _gates(value: torch.Tensor, order: Sequence[int]) -> torch.Tensor:
-    """Reorder the four gate blocks stacked along the last axis (Keras's ``i, f, c, o``)."""
-    units = value.shape[-1] // 4
-    split = value.reshape(*value.shape[:-1], 4, units)
-    return split[..., list(order), :].reshape(value.shape)
+    """Reorder the four gate blocks stacked along the first axis (torch's layout; ``i, f, g, o``)."""
+    units = value.shape[0] // 4
+    split = value.reshape(4, units, *value.shape[1:])
+    return split[list(order)].reshape(value.shape)
 
 
 def _gate(value: torch.Tensor, index: int, fn: Callable[[torch.Tensor], torch.Tensor]) -> torch.Tensor:
-    """``value`` with gate block ``index`` (along the last axis) replaced by ``fn(block)``."""
-    blocks = list(value.chunk(4, dim=-1))
+    """``value`` with gate block ``index`` (along the first axis) replaced by ``fn(block)``."""
+    blocks = list(value.chunk(4, dim=0))
     blocks[index] = fn(blocks[index])
-    return torch.cat(blocks, dim=-1)
+    return torch.cat(blocks, dim=0)
+
+
+_LSTM_WEIGHTS = ("weight_ih", "weight_hh", "bias")
 
 
 def _patch_lstm(
     args: Callable[[dict[str, Any]], None] | None = None,
     result: Callable[[tuple[Any, ...], dict[str, Any]], tuple[Any, ...]] | None = None,
 ) -> ContextManager[Any]:
-    """Patch the functional ``lstm`` the LSTM layer calls: ``args`` edits its arguments (a
-    dict, in place) on the way in, ``result`` rewrites ``(outputs, h, c, path)`` on the way out."""
+    """Patch the functional ``lstm`` the LSTM layer calls (torch-layout weights): ``args`` edits
+    its arguments (a dict, in place) on the way in, ``result`` rewrites ``(outputs, h, c, path)``
+    on the way out."""
     original = recurrent_layer.lstm
 
     @functools.wraps(original)
-    def planted(inputs, kernel, recurrent_kernel, bias=None, **kwargs):
-        call = dict(inputs=inputs, kernel=kernel, recurrent_kernel=recurrent_kernel, bias=bias, **kwargs)
+    def planted(inputs, weight_ih, weight_hh, bias=None, **kwargs):
+        call = dict(inputs=inputs, weight_ih=weight_ih, weight_hh=weight_hh, bias=bias, **kwargs)
         if args is not None:
             args(call)
         out = original(**call)
@@ -241,9 +245,9 @@ def _conv_kernel_scaled() -> ContextManager[Any]:
 
 def _lstm_gate_order_fc_swapped() -> ContextManager[Any]:
     def edit(call: dict[str, Any]) -> None:
-        for name in ("kernel", "recurrent_kernel", "bias"):
+        for name in _LSTM_WEIGHTS:
             if call[name] is not None:
-                call[name] = _gates(call[name], (0, 2, 1, 3))  # i, c, f, o
+                call[name] = _gates(call[name], (0, 2, 1, 3))  # i, g, f, o
 
     return _patch_lstm(args=edit)
 
@@ -266,7 +270,7 @@ def _lstm_bias_doubled() -> ContextManager[Any]:
 
 def _lstm_recurrent_kernel_o_transposed() -> ContextManager[Any]:
     def edit(call: dict[str, Any]) -> None:
-        call["recurrent_kernel"] = _gate(call["recurrent_kernel"], 3, lambda block: block.T)
+        call["weight_hh"] = _gate(call["weight_hh"], 3, lambda block: block.T)
 
     return _patch_lstm(args=edit)
 
@@ -332,6 +336,16 @@ def _grad_initial_state_scaled() -> ContextManager[Any]:
             call["initial_state"] = [_ScaleGrad.apply(s, 0.999) for s in state]
 
     return _patch_lstm(args=edit)
+
+
+def _lstm_unit_forget_bias_in_cell_gate() -> ContextManager[Any]:
+    original = recurrent_layer._UnitForgetBias.__call__
+
+    @functools.wraps(original)
+    def planted(self: Any, shape: Sequence[int], dtype: torch.dtype = torch.float32, device: Any = None) -> torch.Tensor:
+        return _gates(original(self, shape, dtype=dtype, device=device), (0, 2, 1, 3))  # the ones land in gate c
+
+    return mock.patch.object(recurrent_layer._UnitForgetBias, "__call__", planted)
 
 
 def _lstm_reset_state_noop() -> ContextManager[Any]:
@@ -452,6 +466,13 @@ PLANTS: tuple[Plant, ...] = (
         "unit_forget_bias applied again at load/call time: +1 on the forget gate on top of the stored bias",
         ("lstm/seq0-state0-back0-mask-none",),
         _lstm_forget_bias_twice,
+    ),
+    Plant(
+        "lstm-unit-forget-bias-in-cell-gate",
+        "unit_forget_bias's ones written into the wrong gate block at initialization (the cell gate, third of "
+        "i, f, c, o): only an initializer check sees it, since weights are replaced before any output is compared",
+        ("lstm/seq0-state0-back0-mask-none",),
+        _lstm_unit_forget_bias_in_cell_gate,
     ),
     Plant(
         "lstm-bias-doubled",

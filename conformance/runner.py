@@ -292,7 +292,11 @@ def _run(info: LayerInfo, case: Case, device: str, dtype: str, result: CaseResul
         _onnx_check(info, layer, twin, case, seed, checks, result)
 
     if dtype == "float32" and not case.training:  # Keras's own float32 error against its float64 result
-        result.noise_floor = _noise_floor(info, layer, twin, case, data)
+        refusal = driver.float64_refusal(case)
+        if refusal:
+            result.note = f"{result.note} No noise floor: {refusal}".strip()
+        else:
+            result.noise_floor = _noise_floor(info, layer, twin, case, data)
 
 
 def _randomize_keras(twin: Any, seed: int, half: str | None) -> None:

@@ -3,6 +3,8 @@
 The reference data is in Keras's layout; the op takes torch's, derived from LSTM's LAYOUT
 (`torch_weights`), so gradients flow back to the Keras-layout leaves Keras differentiates."""
 
+from __future__ import annotations
+
 import os
 
 os.environ.setdefault("TF_ENABLE_ONEDNN_OPTS", "0")
@@ -19,6 +21,7 @@ from xlayers.errors import ArgumentError, InputShapeError, WeightShapeError
 from xlayers.layers.recurrent import LSTM
 from xlayers.layers.recurrent_ops import (
     fused_lstm_supported,
+    is_activation,
     is_right_padded,
     lstm,
     lstm_dropout_masks,
@@ -686,6 +689,39 @@ def test_compile_fullgraph_with_mask_uses_loop():
     assert eager[3] == "fused" and compiled[3] == "loop"
     for a, e in zip(compiled[:3], eager[:3]):
         torch.testing.assert_close(a, e)
+
+
+@pytest.mark.parametrize("input_grad", [False, True], ids=["weights-only", "input-too"])
+def test_compile_training_on_cpu_takes_the_loop_only_without_an_input_gradient(input_grad):
+    # torch 2.13's AOTAutograd cannot differentiate oneDNN's mkldnn_rnn_layer when the sequence
+    # takes no gradient but the weights do (a layer's training step); that call takes the loop.
+    torch._dynamo.reset()
+    x, k, rk, b, *_ = _compile_inputs(requires_grad=True)
+    x = x.detach().requires_grad_(input_grad)
+
+    def f(x, k, rk, b):
+        return lstm(x, k, rk, b)
+
+    eager = f(x, k, rk, b)
+    compiled = torch.compile(f, fullgraph=True, backend="aot_eager")(x, k, rk, b)
+    assert eager[3] == "fused" and compiled[3] == ("fused" if input_grad else "loop")
+    torch.testing.assert_close(compiled[0], eager[0])
+    wrt = (k, rk, b, x) if input_grad else (k, rk, b)
+    for a, e in zip(torch.autograd.grad(compiled[0].sum(), wrt), torch.autograd.grad(eager[0].sum(), wrt)):
+        torch.testing.assert_close(a, e)
+
+
+def test_is_activation_knows_each_form_of_tanh_and_sigmoid():
+    from xlayers import activations
+
+    for fn in (activations.tanh, torch.tanh, F.tanh, torch.Tensor.tanh, torch.nn.Tanh()):
+        assert is_activation(fn, "tanh") and not is_activation(fn, "sigmoid")
+    for fn in (activations.sigmoid, torch.sigmoid, F.sigmoid, torch.nn.Sigmoid()):
+        assert is_activation(fn, "sigmoid")
+    assert not is_activation(activations.hard_sigmoid, "sigmoid") and not is_activation(lambda v: torch.tanh(v), "tanh")
+    x = torch.randn(N, T, FEAT)
+    weights = torch.randn(4 * U, FEAT), torch.randn(4 * U, U), torch.randn(4 * U)
+    assert lstm(x, *weights, activation=activations.tanh, recurrent_activation=activations.sigmoid)[3] == "fused"
 
 
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")

@@ -92,7 +92,8 @@ def _refuse_inexpressible(layers: list[Layer], label: str) -> None:
         if reason:
             refused.setdefault(reason, []).append(layer.name)
     if refused:
-        raise ExportError(f"{label}: " + " ".join(f"{reason}. Received: layers {names}." for reason, names in refused.items()))
+        reasons = " ".join(f"{reason}. Received: layers {names}." for reason, names in refused.items())
+        raise ExportError(f"{label}: {reasons}")
 
 
 def _dynamic_axes(layers: list[Layer]) -> dict[int, str]:

@@ -14,6 +14,7 @@ from xlayers import Conv1D, Conv2D, Conv3D
 from xlayers.errors import ArgumentError, ArgumentTypeError, InputShapeError
 
 from ..case import Case, ErrorCase, LayerInfo
+from ..driver import Driver
 
 _FORMAT_NAMES = {1: ("nwc", "ncw"), 2: ("nhwc", "nchw"), 3: ("ndhwc", "ncdhw")}
 _LAYERS = {1: Conv1D, 2: Conv2D, 3: Conv3D}
@@ -28,6 +29,16 @@ def _conv(rank: int, kernel, strides, dilation, padding, groups, data_format, si
     tag = lambda v: "x".join(str(x) for x in v) if isinstance(v, tuple) else str(v)  # noqa: E731
     variant = f"{padding}-s{tag(strides)}-d{tag(dilation)}-g{groups}-k{tag(kernel)}-{fmt}-{tag(size)}"
     return Case(_LAYERS[rank], variant, kwargs, shape)
+
+
+class ConvDriver(Driver):
+    """Convolutions take their input alone (the default driver), except for one Keras bug."""
+
+    def float64_refusal(self, case: Case) -> str:
+        if case.layer.rank == 1 and case.kwargs.get("groups", 1) > 1:
+            return ("Keras 3.15 on TF 2.21 runs a grouped Conv1D through XLA on CPU, and in float64 that corrupts the "
+                    "heap and aborts the process (reproduced with Keras alone: tools/keras_grouped_conv1d_f64.py)")
+        return ""
 
 
 def _onnx_group(case: Case) -> tuple:
@@ -94,12 +105,12 @@ def _errors(name: str, rank: int) -> tuple[ErrorCase, ...]:
         ErrorCase("smaller-than-kernel", {"filters": 4, "kernel_size": 5}, InputShapeError,
                   label + r"the input's spatial size is smaller than the dilated kernel.*Received: input shape=\(1, " + ", ".join(["3"] * rank) + r", 2\)",
                   (1, *(3,) * rank, 2)),
-        ErrorCase("groups-channels", {"filters": 4, "kernel_size": 3, "groups": 2}, ArgumentError, label + r"divisible by `groups`", (2, *spatial, 3)),
+        ErrorCase("groups-channels", {"filters": 4, "kernel_size": 3, "groups": 2}, ArgumentError, label + r"the input channels must be known and divisible by `groups`", (2, *spatial, 3)),
     )
 
 
 LAYERS = (
-    LayerInfo(Conv1D, CONV1D, _errors("Conv1D", 1), onnx_group=_onnx_group),
-    LayerInfo(Conv2D, CONV2D + CONV2D_EXTRA, _errors("Conv2D", 2), onnx_group=_onnx_group),
-    LayerInfo(Conv3D, CONV3D, _errors("Conv3D", 3), onnx_group=_onnx_group),
+    LayerInfo(Conv1D, CONV1D, _errors("Conv1D", 1), driver=ConvDriver(), onnx_group=_onnx_group),
+    LayerInfo(Conv2D, CONV2D + CONV2D_EXTRA, _errors("Conv2D", 2), driver=ConvDriver(), onnx_group=_onnx_group),
+    LayerInfo(Conv3D, CONV3D, _errors("Conv3D", 3), driver=ConvDriver(), onnx_group=_onnx_group),
 )

@@ -7,7 +7,7 @@ from typing import Any, ClassVar
 
 import torch
 
-from .. import activations
+from .. import activations, initializers
 from ..errors import ArgumentError, InputShapeError
 from ..layer import InputSpec, Layer, Shape
 from ..layout import Weight
@@ -38,11 +38,12 @@ class BaseRNN(Layer):
     cell, as Keras's ``RNN(cell)`` and torch's ``RNNBase(mode)``.
 
     The base owns what every member shares: the states (their names in ``STATES``, their
-    shape from :meth:`state_shape`), ``initial_state`` checking, the ``stateful`` carry-over
-    and ``reset_state``; the mask check; the dropout arguments and their seeded generator;
-    assembling ``return_sequences`` / ``return_state``; the configuration's half of the
-    fused-or-loop decision (:attr:`fused_ok`; a call's own half, such as a right-padded
-    mask, is the op's); and the ONNX export rules. A member sets ``STATES``, ``LAYOUT``,
+    shape from :meth:`state_shape`, :meth:`state_shapes` for a batch), ``initial_state``
+    checking, the ``stateful`` carry-over and ``reset_state``; the mask check; the dropout
+    arguments and their seeded generator; assembling ``return_sequences`` /
+    ``return_state``; the configuration's half of the fused-or-loop decision
+    (:attr:`fused_ok`; a call's own half, such as a right-padded mask, is the op's); and
+    the ONNX export rules. A member sets ``STATES``, ``LAYOUT``,
     ``FUSED_ACTIVATIONS`` and ``ONNX_OPERATOR``, and implements its cell's math in
     :meth:`recurrence` and its dropout masks in :meth:`dropout_masks`.
 
@@ -91,7 +92,9 @@ class BaseRNN(Layer):
         **kwargs: Any,
     ) -> None:
         if not type(self).STATES:
-            raise TypeError(f"`{type(self).__name__}` is abstract: use `LSTM`, or set `STATES`, `LAYOUT` and `recurrence`.")
+            raise TypeError(
+                f"`{type(self).__name__}` is abstract: use `LSTM`, or set `STATES`, `LAYOUT` and `recurrence`."
+            )
         super().__init__(**kwargs)
         self.dropout = _check_rate("dropout", dropout)
         self.recurrent_dropout = _check_rate("recurrent_dropout", recurrent_dropout)
@@ -116,7 +119,9 @@ class BaseRNN(Layer):
         calls it at the end of its constructor, once its activations are set."""
         if self.use_cudnn is True and (not self.fused_ok or self.recurrent_dropout):
             wanted = ", ".join(f"{argument}={name!r}" for argument, name in self.FUSED_ACTIVATIONS.items())
-            received = ", ".join(f"{argument}={_activation_name(getattr(self, argument))}" for argument in self.FUSED_ACTIVATIONS)
+            received = ", ".join(
+                f"{argument}={_activation_name(getattr(self, argument))}" for argument in self.FUSED_ACTIVATIONS
+            )
             raise ArgumentError(
                 f"`use_cudnn=True` needs {wanted} and no recurrent_dropout. "
                 f"Received: {received}, recurrent_dropout={self.recurrent_dropout}."
@@ -140,6 +145,14 @@ class BaseRNN(Layer):
         """The named axes of each state, and of one step's output, for inputs of
         ``input_shape``: ``{"batch": batch, "units": units}``."""
         return {"batch": input_shape[0], "units": self.units}
+
+    def state_shapes(self, batch: int) -> list[tuple[int | None, ...]]:
+        """The shape of each state, in ``STATES`` order, for ``batch`` sequences (of the build
+        shape, for a member whose states depend on more than the batch): what
+        ``initial_state`` takes."""
+        template = self._build_shape if self.built else (None, None, None)
+        shape = tuple(self.state_shape((batch, *template[1:])).values())
+        return [shape for _ in self.STATES]
 
     def recurrence(
         self,
@@ -192,7 +205,10 @@ class BaseRNN(Layer):
         if len(names) == 1 and not isinstance(states, (list, tuple)):
             states = [states]  # Keras takes a lone state as it is
         if not isinstance(states, (list, tuple)) or len(states) != len(names):
-            received = f"{len(states)} states" if isinstance(states, (list, tuple)) else f"initial_state of type {type(states).__name__}"
+            if isinstance(states, (list, tuple)):
+                received = f"{len(states)} states"
+            else:
+                received = f"initial_state of type {type(states).__name__}"
             raise ArgumentError(
                 f"`initial_state` must be a list of {len(names)} states [{', '.join(names)}]. Received: {received}."
             )
@@ -302,12 +318,15 @@ class _UnitForgetBias:
 
     def __init__(self, base: Callable[..., torch.Tensor], units: int) -> None:
         self.base, self.units = base, units
+        self.deterministic = initializers.is_deterministic(base)  # ones, plus whatever the base draws
 
     def __call__(self, shape: Sequence[int], dtype: torch.dtype = torch.float32, device: Any = None) -> torch.Tensor:
         u = self.units
-        return torch.cat(
-            [self.base((u,), dtype=dtype, device=device), torch.ones(u, dtype=dtype, device=device), self.base((2 * u,), dtype=dtype, device=device)]
-        )
+        return torch.cat([
+            self.base((u,), dtype=dtype, device=device),
+            torch.ones(u, dtype=dtype, device=device),
+            self.base((2 * u,), dtype=dtype, device=device),
+        ])
 
 
 class LSTM(BaseRNN):
@@ -433,7 +452,9 @@ class LSTM(BaseRNN):
     def build(self, input_shape: Shape) -> Mapping[str, int]:
         features = input_shape[-1]
         if features is None:
-            raise ArgumentError(f"the feature axis of the input must be known to build. Received: input_shape={tuple(input_shape)}.")
+            raise ArgumentError(
+                f"the feature axis of the input must be known to build. Received: input_shape={tuple(input_shape)}."
+            )
         self.input_spec = InputSpec(ndim=3, axes={-1: features})
         return {"in": features, "units": self.units, "state": self.units}
 
