@@ -223,6 +223,7 @@ def _run(info: LayerInfo, case: Case, device: str, dtype: str, result: CaseResul
     driver = info.driver
     checks = result.checks
 
+    _seed_everything(seed)  # initial weights (and anything else drawn) repeat from run to run
     layer = case.layer(**case.kwargs, dtype=compute)
     layer.build_from_config({"input_shape": map_structure(lambda spec: list(spec.shape), case.inputs)})
     data = _Data(info, case, layer, seed, compute)
@@ -299,6 +300,11 @@ def _run(info: LayerInfo, case: Case, device: str, dtype: str, result: CaseResul
             result.noise_floor = _noise_floor(info, layer, twin, case, data)
 
 
+def _seed_everything(seed: int) -> None:
+    torch.manual_seed(seed)
+    keras().utils.set_random_seed(seed)  # Python's, numpy's and TensorFlow's generators (Keras's default seeds)
+
+
 def _randomize_keras(twin: Any, seed: int, half: str | None) -> None:
     rng = np.random.default_rng(seed)
     for variable in keras_variables(twin).values():
@@ -335,9 +341,10 @@ def _check_initial_weights(layer: Layer, twin: Any, checks: list[Check]) -> None
             continue  # the weight's initializer is not its role's argument (LoRA's): Keras's config does not say it
         shape = tuple(entry.parameter.shape)
         key = (type(layer).__name__, entry.path, json.dumps(keras_initializer, sort_keys=True, default=str), shape)
-        if key not in _DISTRIBUTIONS:  # a check depends only on the key: done once per process
+        if key not in _DISTRIBUTIONS:  # the check depends only on the key (and is seeded by it): done once per process
+            _seed_everything(zlib.crc32(repr(key).encode()))
             draws = min(INIT_DRAWS, max(1, -(-INIT_SAMPLES // max(1, ours.size))))
-            sample = np.concatenate([ours.ravel()] + [_numpy(initializer(shape, dtype=torch.float64)).ravel() for _ in range(draws - 1)])
+            sample = np.concatenate([_numpy(initializer(shape, dtype=torch.float64)).ravel() for _ in range(draws)])
             # a new Keras initializer per draw: an instance keeps its seed, so it repeats its values
             expected = np.concatenate([np.asarray(keras().initializers.get(keras_initializer)(shape, dtype="float64")).ravel()
                                        for _ in range(draws)])
