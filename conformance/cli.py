@@ -83,6 +83,7 @@ def _jobs(args: argparse.Namespace, devices: Sequence[str]) -> list[Job]:
     plan = {} if args.no_onnx else onnx_plan(pairs)
     jobs: list[Job] = [("case", case.id, device, dtype, plan.get(case.id, False))
                        for info, case in pairs for device in devices for dtype in case.dtypes]
+    jobs.sort(key=lambda job: job[4] is not True)  # the exports (the longest records) first: no long tail
     jobs += [("error", info.cls.__name__, e.variant) for info in REGISTRY for e in info.error_cases if _matches(info.error_id(e), args.only)]
     return jobs
 

@@ -416,14 +416,14 @@ PLANTS: tuple[Plant, ...] = (
         "conv-same-symmetric",
         "TF 'same' translated to torch's symmetric padding=k//2: with stride 2 and an even size TF pads "
         "(0, 1), the port pads (1, 1) and every window shifts by one",
-        ("conv2d/same-s2-d1-g1-k3x3-nhwc-8x11", "conv2d/same-s2-d1-g1-k3x3-nchw-8x11"),
+        ("conv2d/same-s2-d1-g1-k3x3-nhwc-9x10", "conv2d/same-s2-d1-g1-k3x3-nchw-9x10"),
         _conv_same_symmetric,
     ),
     Plant(
         "conv-same-extra-at-start",
         "odd 'same' padding with the extra zero at the start (ONNX SAME_LOWER / Caffe style) instead of "
         "TF's end",
-        ("conv2d/same-s1-k4x4-even-kernel", "conv2d/same-s2-d1-g1-k3x3-nhwc-8x11"),
+        ("conv2d/same-s1-k4x4-even-kernel", "conv2d/same-s2-d1-g1-k3x3-nhwc-9x10"),
         _conv_same_extra_at_start,
     ),
     Plant(
@@ -437,7 +437,7 @@ PLANTS: tuple[Plant, ...] = (
         "conv-kernel-kh-kw-swapped",
         "kernel permuted (kh, kw, in, out) -> (out, in, kw, kh) instead of (out, in, kh, kw): "
         "transpose(3, 2, 1, 0) in place of permute(3, 2, 0, 1); invisible for square kernels",
-        ("conv2d/same-s1-d1-g1-k2x4-nhwc-9x10",),
+        ("conv2d/same-s1-d1-g1-k2x4-nhwc-8x11",),
         _conv_kernel_kh_kw_swapped,
     ),
     Plant(

@@ -256,7 +256,6 @@ def _run(info: LayerInfo, case: Case, device: str, dtype: str, result: CaseResul
     upstream = None
     for direction in ("x2k", "k2x"):
         if direction == "k2x":  # Keras's own (re-randomised) weights into xlayers
-            twin = driver.twin(layer, case)
             _randomize_keras(twin, seed + 1, dtype if half else None)
             from_keras(layer, twin)
         else:
@@ -297,7 +296,7 @@ def _run(info: LayerInfo, case: Case, device: str, dtype: str, result: CaseResul
         if refusal:
             result.note = f"{result.note} No noise floor: {refusal}".strip()
         else:
-            result.noise_floor = _noise_floor(info, layer, twin, case, data)
+            result.noise_floor = _noise_floor(info, layer, twin, case, data, keras_out[-1][0])
 
 
 def _seed_everything(seed: int) -> None:
@@ -433,7 +432,9 @@ def _shape_list(shape: Any) -> list[Any]:
     return list(shape) if isinstance(shape, list) else [shape]
 
 
-def _noise_floor(info: LayerInfo, layer: Layer, twin: Any, case: Case, data: _Data) -> dict[str, float]:
+def _noise_floor(info: LayerInfo, layer: Layer, twin: Any, case: Case, data: _Data, out32: np.ndarray) -> dict[str, float]:
+    """Keras's float32 output ``out32`` (the last call, with the twin's weights) against Keras's
+    float64 result with the same weights and inputs."""
     twin64 = info.driver.twin(layer, case, dtype="float64")
     variables32 = keras_variables(twin)
     for path, variable in keras_variables(twin64).items():
@@ -441,9 +442,7 @@ def _noise_floor(info: LayerInfo, layer: Layer, twin: Any, case: Case, data: _Da
     calls64 = [map_structure(lambda v: v.astype(np.float64) if _is_float(v) else v, inputs) for inputs in data.inputs]
     info.driver.reset(layer, twin64)
     out64 = _run_keras(info, twin64, data, [], None, calls64)[0][-1][0].astype(np.float64)
-    info.driver.reset(layer, twin)
-    out32 = _run_keras(info, twin, data, [], None)[0][-1][0].astype(np.float64)
-    diff = np.abs(out32 - out64)
+    diff = np.abs(out32.astype(np.float64) - out64)
     floor = REL_FLOOR * max(1.0, float(np.abs(out64).max()))
     return {"max_abs_error": float(diff.max()), "max_rel_error": float((diff / np.maximum(np.abs(out64), floor)).max())}
 

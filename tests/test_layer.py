@@ -184,7 +184,7 @@ def test_deepcopy_and_compile_of_built_layer():
 
 
 def test_unknown_kwargs_and_bad_dtype():
-    with pytest.raises(TypeError, match=r"`Linear`: unrecognized keyword arguments \['foo'\]"):
+    with pytest.raises(TypeError, match=r"^`Linear` layer 'linear': unrecognized keyword arguments \['foo'\]"):
         Linear(2, foo=3)
     with pytest.raises(TypeError, match=r"`dtype` must be a torch dtype"):
         Dense(2, dtype="float8")

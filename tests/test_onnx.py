@@ -47,6 +47,18 @@ def test_each_family_exports_and_agrees_at_other_sizes(tmp_path, make, shape, ex
     assert len(result.checked_shapes) == 2 and result.tolerance[0] > 0  # compared twice, under the policy
 
 
+# every activation a Dense can take by name (Keras's `threshold` needs arguments)
+ACTIVATIONS = [name for name in xlayers.activations.names() if name != "threshold"]
+
+
+@pytest.mark.parametrize("activation", ACTIVATIONS)
+def test_every_activation_exports_and_agrees_at_other_sizes(tmp_path, activation):
+    """The conformance run checks one Dense export against Keras; each activation's ONNX lowering
+    is checked here against torch (which conformance checks against Keras)."""
+    result = export(_built(Dense(6, activation=activation), (3, 5)), torch.randn(3, 5), tmp_path / "a.onnx", verbose=False)
+    assert len(result.checked_shapes) == 2
+
+
 def test_sequential_folds_layout_transposes_and_takes_any_batch(tmp_path):
     model = Sequential([
         Conv2D(8, 3, strides=2, padding="same", activation="relu"),

@@ -229,11 +229,12 @@ class Layer(nn.Module, metaclass=_LayerMeta):
     ) -> None:
         super().__init__()
         cls = type(self).__name__
-        if kwargs:
-            raise ArgumentTypeError(f"`{cls}`: unrecognized keyword arguments {sorted(kwargs)}. Received: {kwargs!r}.")
         if name is not None and not isinstance(name, str):
-            raise ArgumentTypeError(f"`{cls}`: `name` must be a string. Received: name={name!r}.")
+            raise ArgumentTypeError(f"`name` must be a string. Received: name={name!r}.")
         self.name = name or _unique_name(_snake_case(cls))
+        if kwargs:
+            received = ", ".join(f"{key}={value!r}" for key, value in kwargs.items())
+            raise ArgumentTypeError(f"unrecognized keyword arguments {sorted(kwargs)}. Received: {received}.")
         self._trainable = bool(trainable)
         self._requested_dtype = _dtype_from(dtype, cls)
         self.activity_regularizer = regularizers.get(activity_regularizer)

@@ -42,33 +42,39 @@ class ConvDriver(Driver):
 
 
 def _onnx_group(case: Case) -> tuple:
-    """One ONNX check per padding, stride, dilation and data format: the kernel size, groups and
-    input sizes change the weights and the pads of one ``Conv`` node, not the graph."""
+    """One ONNX check per padding and data format (for Conv2D also per strided or not): kernel
+    sizes, groups, dilation, strides and input sizes change the attributes of the one ``Conv`` node
+    (and its weights), not the graph. The grids put first a case whose 'same' padding is uneven
+    (the extra zero at the end), so that is the case that carries the check."""
     k = case.kwargs
-    return (case.layer.__name__, k.get("padding"), str(k.get("strides")), str(k.get("dilation_rate")), k.get("data_format"), k.get("use_bias", True))
+    strides = k.get("strides", 1)
+    strided = case.layer.rank == 2 and any(v > 1 for v in (strides if isinstance(strides, tuple) else (strides,)))
+    return (k.get("padding"), k.get("data_format"), strided, k.get("use_bias", True), "lora_rank" in k)
 
 
 CONV1D = tuple(
-    _conv(1, k, s, d, p, g, f, (n,))
-    for k, (s, d), p, g, f, n in itertools.product(
-        [3, 4], [(1, 1), (2, 1), (1, 3)], ["valid", "same", "causal"], [1, 2], ["channels_last", "channels_first"], [11, 10]
+    _conv(1, k, s, d, p, 1, f, (n,))
+    for (k, n), (s, d), p, f in itertools.product(
+        [(4, 10), (3, 11)], [(1, 1), (2, 1), (1, 3)], ["valid", "same", "causal"], ["channels_last", "channels_first"]
     )
-    if not (n == 10 and (g == 2 or k == 3))  # the even length where it matters: the even kernel, one group
-)
+) + tuple(  # groups: every padding, stride and dilation once (the data format is the ungrouped cases')
+    _conv(1, 3, s, d, p, 2, "channels_last", (11,)) for (s, d), p in itertools.product([(1, 1), (2, 1), (1, 3)], ["valid", "same", "causal"])
+) + (_conv(1, 4, 2, 1, "same", 2, "channels_first", (10,)),)
 
-CONV2D = tuple(
-    _conv(2, k, s, d, p, g, f, hw)
-    for k, (s, d), p, g, f, hw in itertools.product(
-        [(3, 3), (2, 4)],
+CONV2D = tuple(  # each kernel on sizes odd in one axis and even in the other
+    _conv(2, k, s, d, p, 1, f, hw)
+    for (k, hw), (s, d), p, f in itertools.product(
+        [((3, 3), (9, 10)), ((2, 4), (8, 11))],
         [(1, 1), (2, 1), (3, 1), (1, 2)],
         ["valid", "same"],
-        [1, 2],
         ["channels_last", "channels_first"],
-        [(9, 10), (8, 11)],
     )
-) + tuple(  # dilation > 1 where 'same' pads asymmetrically (stride 1, even dilated extent)
+) + tuple(  # groups: every padding, stride and dilation once (the data format is the ungrouped cases'), on uneven pads
+    _conv(2, (2, 4), s, d, p, 2, "channels_last", (8, 11)) for (s, d), p in itertools.product([(1, 1), (2, 1), (3, 1), (1, 2)], ["valid", "same"])
+) + (_conv(2, (2, 4), 2, 1, "same", 2, "channels_first", (8, 11)),) + tuple(
+    # dilation > 1 where 'same' pads asymmetrically (stride 1, even dilated extent)
     _conv(2, (2, 4), 1, d, "same", g, f, (9, 10))
-    for d, g, f in itertools.product([3, (3, 1)], [1, 2], ["channels_last", "channels_first"])
+    for d, g, f in ((3, 1, "channels_last"), (3, 2, "channels_first"), ((3, 1), 1, "channels_last"), ((3, 1), 2, "channels_first"))
 )
 
 CONV2D_EXTRA = (

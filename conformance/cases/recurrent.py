@@ -135,4 +135,15 @@ def _keras_mask(mask: Any, rate: float) -> Any:
     return [tf.constant(m) for m in array] if array.ndim == 3 else tf.constant(array)
 
 
-LAYERS = (LayerInfo(LSTM, FLAGS + OTHERS, ERRORS, driver=RecurrentDriver()),)
+def _onnx_group(case: Case) -> str:
+    """``return_sequences``, ``return_state`` and ``unroll`` leave the exported recurrence as it is
+    (they pick outputs, or mean nothing to torch), and an empty row is one more right-padded row
+    (``sequence_lens`` 0): one ONNX check covers them."""
+    call = {**case.call, "mask": "right"} if case.call.get("mask") == "empty-row" else case.call
+    return Case(case.layer, case.variant, {k: v for k, v in case.kwargs.items() if k not in _OUTPUT_ONLY},
+                case.inputs, call, case.calls, case.expect, case.dtypes).configuration()
+
+
+_OUTPUT_ONLY = ("return_sequences", "return_state", "unroll")
+
+LAYERS = (LayerInfo(LSTM, FLAGS + OTHERS, ERRORS, driver=RecurrentDriver(), onnx_group=_onnx_group),)
