@@ -47,20 +47,22 @@ def _progress(stream: TextIO, done: int, total: int, failed: int, label: str, st
     stream.flush()
 
 
-def _start_worker(threads: int, tf32: bool) -> None:
-    """Per worker: torch and TensorFlow get ``threads`` threads each, and the reference loads."""
+def _start_worker(threads: int | None, tf32: bool) -> None:
+    """Per worker process: torch and TensorFlow get ``threads`` threads each (``None``: as they
+    are, for a run in this process), and the reference loads."""
     import torch
 
-    torch.set_num_threads(threads)
     torch.backends.cuda.matmul.allow_tf32 = tf32
     torch.backends.cudnn.allow_tf32 = tf32
     from .keras_reference import keras
 
     keras()
-    import tensorflow as tf
+    if threads is not None:
+        import tensorflow as tf
 
-    tf.config.threading.set_intra_op_parallelism_threads(threads)
-    tf.config.threading.set_inter_op_parallelism_threads(threads)
+        torch.set_num_threads(threads)
+        tf.config.threading.set_intra_op_parallelism_threads(threads)
+        tf.config.threading.set_inter_op_parallelism_threads(threads)
 
 
 def _run_job(job: Job) -> Any:
@@ -83,7 +85,6 @@ def _jobs(args: argparse.Namespace, devices: Sequence[str]) -> list[Job]:
     plan = {} if args.no_onnx else onnx_plan(pairs)
     jobs: list[Job] = [("case", case.id, device, dtype, plan.get(case.id, False))
                        for info, case in pairs for device in devices for dtype in case.dtypes]
-    jobs.sort(key=lambda job: job[4] is not True)  # the exports (the longest records) first: no long tail
     jobs += [("error", info.cls.__name__, e.variant) for info in REGISTRY for e in info.error_cases if _matches(info.error_id(e), args.only)]
     return jobs
 
@@ -158,7 +159,7 @@ def run(args: argparse.Namespace) -> int:
             print(f"  {count}/{len(jobs)} records, {failed} failed, {time.perf_counter() - started:.0f}s", file=sys.stderr)
 
     if workers == 1:
-        _start_worker(max(1, torch.get_num_threads()), args.tf32)
+        _start_worker(None, args.tf32)
         for count, job in enumerate(jobs, 1):
             done(count - 1, _run_job(job), count)
     else:
@@ -167,7 +168,9 @@ def run(args: argparse.Namespace) -> int:
 
         context = multiprocessing.get_context("spawn")  # TF and torch thread pools do not survive fork
         with ProcessPoolExecutor(workers, mp_context=context, initializer=_start_worker, initargs=(threads, args.tf32)) as pool:
-            futures = {pool.submit(_run_job, job): index for index, job in enumerate(jobs)}
+            # the records that export (the longest) go first, so no long one is left for the end
+            order = sorted(range(len(jobs)), key=lambda index: jobs[index][-1] is not True)
+            futures = {pool.submit(_run_job, jobs[index]): index for index in order}
             for count, future in enumerate(as_completed(futures), 1):
                 done(futures[future], future.result(), count)
     if show:

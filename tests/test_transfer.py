@@ -36,10 +36,10 @@ def test_shape_mismatch_names_layer_weight_and_both_shapes():
     other = keras().layers.LSTM(4)
     other.build((None, 4, 5))
     kernel_before = layer.kernel.detach().clone()
-    with pytest.raises(WeightShapeError, match=r"`LSTM` layer 'lstm': weight `kernel` must have shape \(in=5, 4\*units=12\) in keras layout\. Received: shape=\(5, 16\)"):
+    with pytest.raises(WeightShapeError, match=r"`LSTM` layer 'lstm': weight `cell/kernel` must have shape \(in=5, 4\*units=12\) in keras layout\. Received: shape=\(5, 16\)"):
         from_keras(layer, other)
     assert torch.equal(layer.kernel, kernel_before)  # nothing was written
-    with pytest.raises(WeightShapeError, match=r"weight `kernel` must have shape \(in=5, 4\*units=12\)"):
+    with pytest.raises(WeightShapeError, match=r"weight `cell/kernel` must have shape \(in=5, 4\*units=12\)"):
         to_keras(layer, other)
 
 
