@@ -7,6 +7,7 @@ weights through Keras's public ``set_weights``, in Keras's order and layout.
 
 from __future__ import annotations
 
+import logging
 import os
 from collections.abc import Sequence
 from typing import Any
@@ -23,6 +24,10 @@ __all__ = ["keras", "keras_call", "keras_twin", "keras_twin_from_config", "unwra
 def keras() -> Any:
     """The ``keras`` module on the TF backend (imported on first use: TF is heavy)."""
     import keras as _keras
+
+    # TF's Python logger warns on every call of Keras's grouped convolution, which recompiles its XLA
+    # function each time ("triggered tf.function retracing"): true, and nothing a user can act on.
+    logging.getLogger("tensorflow").setLevel(logging.ERROR)
 
     if _keras.backend.backend() != "tensorflow":
         raise RuntimeError(f"The Keras reference must run on the TensorFlow backend. Received: backend={_keras.backend.backend()!r}.")
