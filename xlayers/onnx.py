@@ -24,12 +24,9 @@ row's ones. Dropout does not reach the graph: export runs in eval mode.
 from __future__ import annotations
 
 import contextlib
-import functools
-import importlib
 import inspect
 import logging
 import os
-import sys
 import tempfile
 import warnings
 from collections import Counter
@@ -206,18 +203,23 @@ def _eval_mode(module: nn.Module):
         module.train(was_training)
 
 
-def _cache_torchlib_ops() -> None:
-    """torch 2.13's exporter rebuilds its op registry on every export, and with it re-parses the
-    source of about 500 onnxscript functions (1.6 s of a 2 s export here). The list never changes
-    within a process: build it once."""
-    from torch.onnx._internal.exporter import _registration
+_REGISTRIES: dict[tuple[int, frozenset[Any]], Any] = {}
 
-    module = sys.modules.get("onnxscript._framework_apis.torch_2_11") or importlib.import_module("onnxscript._framework_apis.torch_2_11")
-    if not getattr(module.get_torchlib_ops, "cached_by_xlayers", False):
-        cached = functools.cache(module.get_torchlib_ops)
-        cached.cached_by_xlayers = True  # type: ignore[attr-defined]
-        module.get_torchlib_ops = cached
-    del _registration
+
+def _registry(opset: int, translations: Mapping[Any, Any]) -> Any:
+    """The exporter's op registry with ``translations`` added, built once per opset and set of custom
+    ops: torch 2.13's ``torch.onnx.export`` rebuilds it on every export, re-parsing the source of
+    about 500 onnxscript functions and their signatures (1.9 s of a 2.3 s export here). A custom op's
+    translation is fixed for a process (it is derived from its layer's ``LAYOUT``)."""
+    from torch.onnx._internal.exporter import _constants, _registration
+
+    key = (opset, frozenset(translations))
+    if key not in _REGISTRIES:
+        registry = _registration.ONNXRegistry.from_torchlib(opset_version=max(opset, _constants.TORCHLIB_OPSET))
+        for op, translation in translations.items():
+            registry.register_op(op, translation, is_complex=False)
+        _REGISTRIES[key] = registry
+    return _REGISTRIES[key]
 
 
 def _trace(module: nn.Module, inputs: tuple[torch.Tensor, ...], dynamic_axes: Mapping[int, str], translations: Mapping[Any, Any],
@@ -228,7 +230,6 @@ def _trace(module: nn.Module, inputs: tuple[torch.Tensor, ...], dynamic_axes: Ma
     # baked in. Clear them.
     for op in (torch.ops.aten.lstm.input, torch.ops.aten.gru.input):
         op._dispatch_cache.clear()
-    _cache_torchlib_ops()
     dims = {axis: torch.export.Dim(name) for axis, name in dynamic_axes.items()}
     # a (batch, time) mask follows the input's batch and time axes
     extra = tuple({a: d for a, d in dims.items() if a < 2} if t.dtype == torch.bool else {} for t in inputs[1:])
@@ -244,9 +245,12 @@ def _trace(module: nn.Module, inputs: tuple[torch.Tensor, ...], dynamic_axes: Ma
             count = 1 if isinstance(outputs, torch.Tensor) else len(outputs)
             output_names = ["output"] if count == 1 else [f"output_{i}" for i in range(count)]
             input_names = ["inputs"] + [f"inputs_{i}" for i in range(1, len(inputs))]
-            program = torch.onnx.export(
-                module, inputs, dynamo=True, dynamic_shapes=shapes, opset_version=opset, verbose=False, optimize=False,
-                input_names=input_names, output_names=output_names, custom_translation_table=dict(translations),
+            # torch.onnx.export(dynamo=True) with a registry built once (see _registry)
+            from torch.onnx._internal.exporter import _core
+
+            program = _core.export(
+                module, inputs, {}, registry=_registry(opset, translations), dynamic_shapes=shapes, input_names=input_names,
+                output_names=output_names, verbose=False, optimize=False, opset_version=opset,
             )
             program.save(path)
     except Exception as error:

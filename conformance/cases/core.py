@@ -85,10 +85,11 @@ DENSE_DEVIATIONS = {
     "(tests/test_core.py checks it against Martins & Astudillo's algorithm).",
 }
 
-def _dense_onnx_group(case: Case) -> str:
-    """The activation is one ONNX node after the ``Gemm``: the first activation case carries the
-    Dense check, and tests/test_onnx.py exports every activation against torch."""
-    return Case(Dense, case.variant, {k: v for k, v in case.kwargs.items() if k != "activation"}, case.inputs).configuration()
+def _dense_onnx_group(case: Case) -> tuple:
+    """The input's rank (``Gemm`` or ``MatMul``), the bias and LoRA decide the graph; ``units`` and
+    initializers only the weights, and the activation is one node after the product: the first
+    activation case carries the check, and tests/test_onnx.py exports every activation against torch."""
+    return (len(case.first_input.shape), case.kwargs.get("use_bias", True), "lora_rank" in case.kwargs)
 
 
 LAYERS = (

@@ -3,6 +3,7 @@ go_backwards x masks, stateful, initial_state, and the arguments that leave the 
 
 from __future__ import annotations
 
+import inspect
 import itertools
 
 from typing import Any
@@ -137,13 +138,15 @@ def _keras_mask(mask: Any, rate: float) -> Any:
 
 def _onnx_group(case: Case) -> str:
     """``return_sequences``, ``return_state`` and ``unroll`` leave the exported recurrence as it is
-    (they pick outputs, or mean nothing to torch), and an empty row is one more right-padded row
-    (``sequence_lens`` 0): one ONNX check covers them."""
+    (they pick outputs, or mean nothing to torch), ``units`` only sizes it, dropout is off in an
+    exported graph, and an empty row is one more right-padded row (``sequence_lens`` 0): one ONNX
+    check covers them."""
     call = {**case.call, "mask": "right"} if case.call.get("mask") == "empty-row" else case.call
-    return Case(case.layer, case.variant, {k: v for k, v in case.kwargs.items() if k not in _OUTPUT_ONLY},
-                case.inputs, call, case.calls, case.expect, case.dtypes).configuration()
+    defaults = {name: p.default for name, p in inspect.signature(case.layer.__init__).parameters.items()}
+    kwargs = {k: v for k, v in case.kwargs.items() if k not in _OUTPUT_ONLY and defaults.get(k, object()) != v}
+    return Case(case.layer, case.variant, kwargs, case.inputs, call, case.calls, case.expect, case.dtypes).configuration()
 
 
-_OUTPUT_ONLY = ("return_sequences", "return_state", "unroll")
+_OUTPUT_ONLY = ("return_sequences", "return_state", "unroll", "units", "dropout", "recurrent_dropout", "seed")
 
 LAYERS = (LayerInfo(LSTM, FLAGS + OTHERS, ERRORS, driver=RecurrentDriver(), onnx_group=_onnx_group),)
