@@ -48,3 +48,25 @@ def test_demo_agrees_with_keras(capsys):
     assert main(["demo"]) == 0
     out = capsys.readouterr().out
     assert out.count("Keras agrees") == 3 and "Output shape: (16, 26, 26, 32)" in out
+
+
+def test_no_command_prints_the_usage_and_help_shows_defaults(capsys):
+    assert main([]) == 2
+    assert "{conformance,demo}" in capsys.readouterr().err
+    try:
+        main(["conformance", "--help"])
+    except SystemExit as exit:
+        assert exit.code == 0
+    assert "(default: conformance-report)" in " ".join(capsys.readouterr().out.split())
+
+
+def test_report_files_respect_the_umask(tmp_path):
+    import os
+
+    old = os.umask(0o027)
+    try:
+        assert main(["conformance", "--only", "masking/zeros-right", "--report", str(tmp_path), "--no-progress", "--workers", "1", "--no-onnx"]) == 0
+    finally:
+        os.umask(old)
+    for name in ("report.json", "report.md"):
+        assert (tmp_path / name).stat().st_mode & 0o777 == 0o640, name

@@ -3,6 +3,7 @@ torch conventions (devices, dtypes, optimizers, compile), and bad input."""
 
 import copy
 import json
+import re
 
 import numpy as np
 import pytest
@@ -10,7 +11,8 @@ import torch
 
 import xlayers
 from xlayers import Dense, InputSpec, Layer
-from xlayers.errors import InputDeviceError, InputDtypeError, InputShapeError, NotBuiltError, WeightShapeError
+from xlayers.errors import ArgumentTypeError, InputDeviceError, InputDtypeError, InputShapeError, NotBuiltError, WeightShapeError
+from xlayers.layer import _LAYER_CLASSES
 
 
 class Linear(Layer):
@@ -240,3 +242,32 @@ def test_integer_inputs_are_taken_as_they_are_and_dict_inputs_keep_their_keys():
         layer({"ids": ids.float(), "scale": torch.ones(2, 4)})
     with pytest.raises(InputShapeError, match=r"expected inputs \['ids', 'scale'\]\. Received: \['ids'\]"):
         layer({"ids": ids})
+
+
+GATE_VIEWS = [(cls, name) for cls in sorted(_LAYER_CLASSES.values(), key=lambda c: c.__name__) for name in cls._gate_views]
+
+
+@pytest.mark.parametrize("cls, name", GATE_VIEWS, ids=[f"{c.__name__}.{n}" for c, n in GATE_VIEWS])
+def test_assigning_a_gate_view_writes_through_or_refuses(cls, name):
+    layer = cls(3)
+    layer(torch.randn(2, 4, 5))
+    view = getattr(layer, name)
+    value = np.arange(view.numel(), dtype=np.float64).reshape(tuple(view.shape))
+    setattr(layer, name, value)  # numpy in, float64 cast to the weight's dtype
+    weight, index = cls._gate_views[name]
+    assert torch.equal(weight.gate_slice(getattr(layer, weight.name), index), torch.from_numpy(value).float())
+    assert name not in layer.__dict__  # the live view, not a plain attribute hiding it
+    before = getattr(layer, weight.name).detach().clone()
+    with pytest.raises(WeightShapeError, match=rf"weight `{name}` must have shape {re.escape(str(tuple(view.shape)))}\. Received: shape=\(\)"):
+        setattr(layer, name, 1.0)
+    with pytest.raises(ArgumentTypeError, match=rf"weight `{name}` takes a tensor or array of numbers.*Received: {name} of type str"):
+        setattr(layer, name, "x")
+    assert torch.equal(getattr(layer, weight.name), before)  # a refused assignment changes nothing
+
+
+def test_numpy_integers_are_accepted_as_sizes():
+    dense = Dense(np.int32(4))
+    conv = xlayers.Conv2D(np.int64(3), np.int32(2), strides=(np.int64(2), 1), groups=np.int8(1))
+    assert dense(torch.randn(2, 5)).shape == (2, 4) and conv(torch.randn(1, 6, 6, 2)).shape == (1, 3, 5, 3)
+    assert type(dense.get_config()["units"]) is int and conv.get_config()["strides"] == (2, 1)
+    json.dumps(conv.get_config())

@@ -38,6 +38,9 @@ def test_each_family_exports_and_agrees_at_other_sizes(tmp_path, make, shape, ex
     module = _built(make(), shape)
     result = export(module, torch.randn(*shape), tmp_path / "m.onnx")
     assert os.path.exists(tmp_path / "m.onnx") and os.listdir(tmp_path) == ["m.onnx"]
+    umask = os.umask(0)
+    os.umask(umask)
+    assert (tmp_path / "m.onnx").stat().st_mode & 0o777 == 0o666 & ~umask  # as a plain open() would make it
     assert all(s[0] != shape[0] for s in result.checked_shapes)  # another batch size
     if isinstance(module, LSTM):
         assert all(s[1] != shape[1] for s in result.checked_shapes)  # and another length

@@ -12,13 +12,19 @@ import sys
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="xlayers", description="Keras layer semantics as PyTorch modules.")
-    commands = parser.add_subparsers(dest="command", required=True)
-    conformance = commands.add_parser("conformance", help="compare every built-in case with Keras (TF backend) and write a report")
+    commands = parser.add_subparsers(dest="command", metavar="{conformance,demo}")
+    conformance = commands.add_parser(
+        "conformance", help="compare every built-in case with Keras (TF backend) and write a report",
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+    )
     from conformance.cli import add_arguments
 
     add_arguments(conformance)
     commands.add_parser("demo", help="run the seed's three examples with xlayers and compare each with Keras")
     args = parser.parse_args(argv)
+    if args.command is None:  # `xlayers` alone: the usage with the commands
+        parser.print_help(sys.stderr)
+        return 2
     if args.command == "conformance":
         from conformance.cli import run
 

@@ -612,16 +612,27 @@ class Layer(nn.Module, metaclass=_LayerMeta):
             raise
 
     def __setattr__(self, name: str, value: Any) -> None:
-        views = type(self)._gate_views
-        if name in views and isinstance(value, (torch.Tensor, np.ndarray)):
-            view = self.__getattr__(name)
-            value = torch.as_tensor(value)
-            if tuple(value.shape) != tuple(view.shape):
-                raise WeightShapeError(f"{self._label}: weight `{name}` must have shape {tuple(view.shape)}. Received: shape={tuple(value.shape)}.")
-            with torch.no_grad():
-                view.copy_(value)
+        """Assigning a gate view (``lstm.kernel_i = value``) writes through into the fused
+        weight, after checking the value's type and shape; it never hides the view."""
+        if name not in type(self)._gate_views:
+            super().__setattr__(name, value)
             return
-        super().__setattr__(name, value)
+        view = self.__getattr__(name)
+        try:
+            array = value.detach().cpu().numpy() if isinstance(value, torch.Tensor) else np.asarray(value)
+        except Exception:
+            array = None
+        if array is None or array.dtype.kind not in "biuf":
+            raise ArgumentTypeError(
+                f"{self._label}: weight `{name}` takes a tensor or array of numbers of shape {tuple(view.shape)}. "
+                f"Received: {name} of type {type(value).__name__}."
+            )
+        if tuple(array.shape) != tuple(view.shape):
+            raise WeightShapeError(
+                f"{self._label}: weight `{name}` must have shape {tuple(view.shape)}. Received: shape={tuple(array.shape)}."
+            )
+        with torch.no_grad():
+            view.copy_(torch.from_numpy(np.ascontiguousarray(array)).to(view.dtype))
 
     # -- regularization and constraints -------------------------------------------------------
 

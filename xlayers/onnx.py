@@ -40,6 +40,7 @@ import torch
 from torch import nn
 
 from .errors import ArgumentError, ExportError, NotBuiltError
+from .files import publish
 from .layer import Layer
 from .tolerance import compare
 
@@ -183,7 +184,7 @@ def export(
             result = ExportResult(str(target), opset, counts)
             if verify:
                 _verify(module, inputs, dynamic_axes, temporary, result, seed, label)
-        os.replace(temporary, target)
+        publish(temporary, target)
         if verbose:
             print(result)
         return result

@@ -16,6 +16,7 @@ TensorFlow's rule for ``'same'`` (also used by Keras on every backend):
 
 from __future__ import annotations
 
+import operator
 from collections.abc import Sequence
 
 from xlayers.errors import ArgumentError, ArgumentTypeError, InputShapeError
@@ -42,20 +43,32 @@ def normalize_tuple(value: IntOrSeq, n: int, name: str, *, minimum: int = 1) -> 
     """Broadcast an int to an ``n``-tuple, or check a sequence has ``n`` ints ``>= minimum``."""
     if isinstance(value, (bool, str, bytes)):
         raise ArgumentTypeError(_tuple_message(value, n, name, minimum))
-    if isinstance(value, int):
-        values: tuple[int, ...] = (value,) * n
+    if _is_int(value):
+        values: tuple[int, ...] = (operator.index(value),) * n
     else:
         try:
             values = tuple(value)
         except TypeError:
             raise ArgumentTypeError(_tuple_message(value, n, name, minimum)) from None
-        if any(isinstance(v, bool) or not isinstance(v, int) for v in values):
+        if not all(_is_int(v) for v in values):
             raise ArgumentTypeError(_tuple_message(value, n, name, minimum))
         if len(values) != n:
             raise ArgumentError(_tuple_message(value, n, name, minimum))
+        values = tuple(operator.index(v) for v in values)
     if any(v < minimum for v in values):
         raise ArgumentError(_tuple_message(value, n, name, minimum))
     return values
+
+
+def _is_int(value: object) -> bool:
+    """An integer (Python's, numpy's, or a symbolic size), not a bool."""
+    if isinstance(value, bool):
+        return False
+    try:
+        operator.index(value)
+    except TypeError:
+        return False
+    return True
 
 
 def _tuple_message(value: object, n: int, name: str, minimum: int) -> str:

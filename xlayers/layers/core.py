@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import operator
 from collections.abc import Callable, Mapping
 from typing import Any
 
@@ -17,10 +18,15 @@ __all__ = ["Dense", "LoraMixin", "Masking", "check_positive_int"]
 
 
 def check_positive_int(argument: str, value: Any) -> int:
-    """``value`` if it is a positive int, else an :class:`ArgumentError` (the layer adds its label)."""
-    if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
+    """``value`` as an int if it is a positive integer (numpy integers too, as Keras takes them),
+    else an :class:`ArgumentError` (the layer adds its label)."""
+    try:
+        number = operator.index(value) if not isinstance(value, bool) else 0
+    except TypeError:
+        number = 0
+    if number <= 0:
         raise ArgumentError(f"`{argument}` must be a positive integer. Received: {argument}={value!r}.")
-    return value
+    return number
 
 
 class LoraMixin:
