@@ -121,6 +121,7 @@ class ErrorCase:
     input_shape: tuple[int, ...] | None = None  # the bad input (after building on `first_input_shape`)
     first_input_shape: tuple[int, ...] | None = None
     input_dtype: str = "float32"
+    call: Mapping[str, Any] = field(default_factory=dict)  # call arguments of the bad call
 
 
 @dataclass(frozen=True)

@@ -455,9 +455,9 @@ def run_error_case(info: LayerInfo, case: ErrorCase) -> CaseResult:
     try:
         layer = info.cls(**case.kwargs)
         if case.first_input_shape is not None:
-            layer(torch.randn(*case.first_input_shape))
+            layer(torch.randn(case.first_input_shape))
         if case.input_shape is not None:
-            layer(torch.randn(*case.input_shape).to(getattr(torch, case.input_dtype)))
+            layer(torch.randn(case.input_shape).to(getattr(torch, case.input_dtype)), **case.call)
         result.checks.append(Check("error", False, detail=f"no error; expected {case.error.__name__}"))
     except case.error as error:
         matched = re.search(case.pattern, str(error)) is not None

@@ -82,3 +82,10 @@ def test_matches_keras_sequential():
     twin.set_weights(model.get_weights())
     x = np.random.randn(2, 9, 10, 3).astype(np.float32)
     assert_close(model(torch.from_numpy(x)).detach(), np.asarray(twin(x)))
+
+
+def test_a_layer_name_with_a_dot_is_refused_by_a_model():
+    from xlayers.errors import ArgumentError
+
+    with pytest.raises(ArgumentError, match=r"^`Sequential` layer 'seq': .*cannot contain '\.'\. Received: layer='a\.b'\."):
+        Sequential([Dense(2, name="a.b")], name="seq")

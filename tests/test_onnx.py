@@ -210,3 +210,10 @@ def test_failed_verification_leaves_no_file_and_keeps_an_old_one(tmp_path):
         with pytest.raises(ExportError, match=r"onnxruntime disagrees with torch .*planted disagreement"):
             export(layer, torch.randn(2, 4), target)
     assert target.read_bytes() == b"previous export" and os.listdir(tmp_path) == ["m.onnx"]
+
+
+def test_dynamic_axes_outside_the_input_are_refused(tmp_path):
+    module = _built(Dense(2), (2, 3))
+    with pytest.raises(ArgumentError, match=r"`dynamic_axes` must map axes of the first input \(0 to 1\) to names\. Received: dynamic_axes=\{5: 'x'\}"):
+        export(module, torch.randn(2, 3), tmp_path / "d.onnx", dynamic_axes={5: "x"})
+    assert not os.listdir(tmp_path)

@@ -67,6 +67,10 @@ def _shapes_from_json(value: Any) -> Any:
     return [_shapes_from_json(item) for item in value]
 
 
+def _is_size(value: Any) -> bool:
+    return not isinstance(value, bool) and isinstance(value, (int, np.integer)) and value >= 0
+
+
 def _leaves(structure: Any) -> list[Any]:
     found: list[Any] = []
     map_structure(found.append, structure)
@@ -237,6 +241,10 @@ class Layer(nn.Module, metaclass=_LayerMeta):
             raise ArgumentTypeError(f"unrecognized keyword arguments {sorted(kwargs)}. Received: {received}.")
         self._trainable = bool(trainable)
         self._requested_dtype = _dtype_from(dtype, cls)
+        if self._requested_dtype is not None and not self._requested_dtype.is_floating_point:
+            raise ArgumentTypeError(
+                f"`dtype` must be a floating dtype ('float16', 'bfloat16', 'float32', 'float64'). Received: dtype={dtype!r}."
+            )
         self.activity_regularizer = regularizers.get(activity_regularizer)
         self.input_spec: InputSpec | None = None
         self.supports_masking = False
@@ -253,7 +261,14 @@ class Layer(nn.Module, metaclass=_LayerMeta):
             if input_shape is not None:
                 raise ArgumentError(f"`{cls}`: give `input_shape` or `input_dim`, not both. Received: input_dim={input_dim}.")
             input_shape = (input_dim,)
-        self._eager_input_shape: Shape | None = None if input_shape is None else (None, *tuple(input_shape))
+        if input_shape is not None and (
+            not isinstance(input_shape, (list, tuple)) or not all(s is None or _is_size(s) for s in input_shape)
+        ):
+            raise ArgumentTypeError(
+                f"`input_shape` must be a tuple of the sizes of one sample (ints or None, batch left out). "
+                f"Received: input_shape={input_shape!r}."
+            )
+        self._eager_input_shape: Shape | None = None if input_shape is None else (None, *(None if s is None else int(s) for s in input_shape))
         self._build_hook = self.register_forward_pre_hook(Layer._build_on_first_call, with_kwargs=True)
         self.register_load_state_dict_pre_hook(Layer._refuse_load_when_unbuilt)
 
@@ -507,7 +522,7 @@ class Layer(nn.Module, metaclass=_LayerMeta):
         array = np.asarray(inputs) if isinstance(inputs, (np.ndarray, np.generic, int, float, list, tuple)) else None
         if array is None or array.dtype.kind not in "biuf":
             raise InputDtypeError(f"{self._label}: expected a torch tensor or numpy array. Received: type={type(inputs).__name__}.")
-        return torch.from_numpy(np.ascontiguousarray(array))
+        return torch.from_numpy(np.array(array, order="C"))  # a copy, rank 0 kept (ascontiguousarray makes it 1-d)
 
     def _first_weight(self) -> torch.Tensor | None:
         return self._parameters[self._weight_names[0]] if self._weight_names else None

@@ -57,6 +57,11 @@ class Sequential(Layer):
         if not isinstance(layer, nn.Module):
             raise ArgumentTypeError(f"{self._label}: can only add torch modules (xlayers layers or nn.Module). Received: layer={layer!r}.")
         key = layer.name if isinstance(layer, Layer) else f"module_{len(self._stack)}"
+        if "." in key:
+            raise ArgumentError(
+                f"{self._label}: the names of a model's layers are its torch module names, which cannot contain '.'. "
+                f"Received: layer={key!r}."
+            )
         if key in self._modules:
             raise ArgumentError(f"{self._label}: layer names must be unique within a model; `{key}` is already used. Received: layer={key!r}.")
         if self.built and isinstance(layer, Layer) and not layer.built and self._build_shape is not None:

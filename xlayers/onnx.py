@@ -168,6 +168,14 @@ def export(
         )
     if dynamic_axes is None:
         dynamic_axes = _dynamic_axes(layers)
+    rank = inputs[0].dim()
+    if not isinstance(dynamic_axes, Mapping) or not all(
+        isinstance(a, int) and not isinstance(a, bool) and 0 <= a < rank and isinstance(n, str) and n for a, n in dynamic_axes.items()
+    ):
+        raise ArgumentError(
+            f"{label}: `dynamic_axes` must map axes of the first input (0 to {rank - 1}) to names. "
+            f"Received: dynamic_axes={dynamic_axes!r}."
+        )
     target = Path(path)
     directory = target.parent if str(target.parent) else Path(".")
     if not directory.is_dir():

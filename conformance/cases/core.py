@@ -57,6 +57,11 @@ DENSE_ERRORS = (
     ErrorCase("unknown-initializer", {"units": 2, "kernel_initializer": "nope"}, UnknownNameError, r"^`Dense` layer 'dense': .*glorot_uniform.*Received: .*'nope'"),
     ErrorCase("units-float", {"units": 3.5}, ArgumentError, r"^`Dense` layer 'dense': `units` must be a positive integer\. Received: units=3\.5"),
     ErrorCase("lora-with-constraint", {"units": 2, "lora_rank": 1, "kernel_constraint": "non_neg"}, ArgumentError, r"^`Dense` layer 'dense': `lora_rank` cannot be combined"),
+    ErrorCase("lora-alpha-str", {"units": 2, "lora_rank": 1, "lora_alpha": "x"}, ArgumentTypeError,
+              r"^`Dense` layer 'dense': `lora_alpha` must be a number or None\. Received: lora_alpha='x'\."),
+    ErrorCase("dtype-int32", {"units": 2, "dtype": "int32"}, ArgumentTypeError, r"^`Dense` layer 'dense': `dtype` must be a floating dtype.*Received: dtype='int32'\."),
+    ErrorCase("input-shape-int", {"units": 2, "input_shape": 3}, ArgumentTypeError, r"^`Dense` layer 'dense': `input_shape` must be a tuple.*Received: input_shape=3\."),
+    ErrorCase("rank-0", {"units": 2}, InputShapeError, r"^`Dense` layer 'dense': expected an input of rank >= 2\. Received: input shape=\(\)\.", (), (3, 4)),
 )
 
 
@@ -71,6 +76,10 @@ class MaskingDriver(Driver):
             inputs[~keep] = case.kwargs.get("mask_value", 0.0)
         return super().arguments(layer, case, inputs, rng)
 
+
+MASKING_ERRORS = (
+    ErrorCase("mask-value-str", {"mask_value": "a"}, ArgumentTypeError, r"^`Masking` layer 'masking': `mask_value` must be a number\. Received: mask_value='a'\."),
+)
 
 MASKING_CASES = (
     Case(Masking, "zeros-right", {"mask_value": 0.0}, (3, 5, 4), call={"masked_steps": "right"}),
@@ -94,5 +103,5 @@ def _dense_onnx_group(case: Case) -> tuple:
 
 LAYERS = (
     LayerInfo(Dense, DENSE_CASES, DENSE_ERRORS, deviations=DENSE_DEVIATIONS, onnx_group=_dense_onnx_group),
-    LayerInfo(Masking, MASKING_CASES, driver=MaskingDriver()),
+    LayerInfo(Masking, MASKING_CASES, MASKING_ERRORS, driver=MaskingDriver()),
 )

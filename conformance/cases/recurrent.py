@@ -9,9 +9,10 @@ import itertools
 from typing import Any
 
 import numpy as np
+import torch
 
 from xlayers import LSTM
-from xlayers.errors import ArgumentError, InputShapeError
+from xlayers.errors import ArgumentError, ArgumentTypeError, InputShapeError
 
 from ..case import Case, ErrorCase, LayerInfo
 from ..driver import Driver, expectation, sequence_mask
@@ -72,6 +73,15 @@ ERRORS = (
     ErrorCase("rank-2", {"units": 3}, InputShapeError, _LSTM + r"expected an input of rank 3", (3, 5)),
     ErrorCase("no-timesteps", {"units": 3}, InputShapeError, _LSTM + r".*at least one time step", (2, 0, 4)),
     ErrorCase("features", {"units": 3}, InputShapeError, _LSTM + r"expected axis -1 of the input to have size 5", (3, 7, 6), (3, 7, 5)),
+    ErrorCase("seed-str", {"units": 3, "seed": "a"}, ArgumentTypeError, _LSTM + r"`seed` must be an int or None\. Received: seed='a'\."),
+    ErrorCase("initial-state-count", {"units": 3}, ArgumentError, _LSTM + r"`initial_state` must be a list of 2 states \[h, c\]\. Received: 1 states\.",
+              (2, 4, 5), call={"initial_state": [np.zeros((2, 3), np.float32)]}),
+    ErrorCase("initial-state-none", {"units": 3}, ArgumentTypeError, _LSTM + r"initial state `h` must be a tensor or an array of numbers\. Received: h of type NoneType\.",
+              (2, 4, 5), call={"initial_state": [None, np.zeros((2, 3), np.float32)]}),
+    ErrorCase("mask-str", {"units": 3}, ArgumentTypeError, _LSTM + r"`mask` must be a tensor or array of booleans.*Received: mask of type str\.",
+              (2, 4, 5), call={"mask": "abc"}),
+    ErrorCase("mask-meta", {"units": 3}, ArgumentTypeError, _LSTM + r"`mask` must hold booleans on a device with data\. Received: mask of dtype torch\.bool on meta\.",
+              (2, 4, 5), call={"mask": torch.ones(2, 4, dtype=torch.bool, device="meta")}),
 )
 
 

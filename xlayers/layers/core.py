@@ -6,11 +6,12 @@ import operator
 from collections.abc import Callable, Mapping
 from typing import Any
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 
 from .. import activations, initializers
-from ..errors import ArgumentError
+from ..errors import ArgumentError, ArgumentTypeError
 from ..layer import InputSpec, Layer, Shape
 from ..layout import Weight
 
@@ -45,8 +46,10 @@ class LoraMixin:
                     f"`lora_rank` cannot be combined with `kernel_constraint`. "
                     f"Received: lora_rank={lora_rank}."
                 )
-        self.lora_rank = lora_rank
-        self.lora_alpha = lora_alpha if lora_alpha is not None else lora_rank
+        if lora_alpha is not None and (isinstance(lora_alpha, bool) or not isinstance(lora_alpha, (int, float, np.number))):
+            raise ArgumentTypeError(f"`lora_alpha` must be a number or None. Received: lora_alpha={lora_alpha!r}.")
+        self.lora_rank = lora_rank if lora_rank is None else check_positive_int("lora_rank", lora_rank)
+        self.lora_alpha = float(lora_alpha) if lora_alpha is not None else lora_rank
 
     def _build(self, input_shape: Shape, device: torch.device | None) -> None:
         super()._build(input_shape, device)
@@ -197,6 +200,8 @@ class Masking(Layer):
 
     def __init__(self, mask_value: float = 0.0, **kwargs: Any) -> None:
         super().__init__(**kwargs)
+        if isinstance(mask_value, bool) or not isinstance(mask_value, (int, float, np.number)):
+            raise ArgumentTypeError(f"`mask_value` must be a number. Received: mask_value={mask_value!r}.")
         self.mask_value = float(mask_value)
         self.supports_masking = True
         self.input_spec = InputSpec(min_ndim=2)

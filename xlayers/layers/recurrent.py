@@ -5,10 +5,11 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any, ClassVar
 
+import numpy as np
 import torch
 
 from .. import activations, initializers
-from ..errors import ArgumentError, InputShapeError
+from ..errors import ArgumentError, ArgumentTypeError, InputShapeError
 from ..layer import InputSpec, Layer, Shape
 from ..layout import Weight
 from .core import check_positive_int
@@ -98,7 +99,9 @@ class BaseRNN(Layer):
         super().__init__(**kwargs)
         self.dropout = _check_rate("dropout", dropout)
         self.recurrent_dropout = _check_rate("recurrent_dropout", recurrent_dropout)
-        self.seed = seed
+        if seed is not None and (isinstance(seed, bool) or not isinstance(seed, (int, np.integer))):
+            raise ArgumentTypeError(f"`seed` must be an int or None. Received: seed={seed!r}.")
+        self.seed = None if seed is None else int(seed)
         self.return_sequences = bool(return_sequences)
         self.return_state = bool(return_state)
         self.go_backwards = bool(go_backwards)
@@ -215,6 +218,10 @@ class BaseRNN(Layer):
         shape = tuple(axes.values())
         tensors = []
         for name, state in zip(names, states):
+            if not isinstance(state, torch.Tensor) and np.asarray(state).dtype.kind not in "biuf":
+                raise ArgumentTypeError(
+                    f"initial state `{name}` must be a tensor or an array of numbers. Received: {name} of type {type(state).__name__}."
+                )
             state = torch.as_tensor(state, device=inputs.device).to(inputs.dtype)
             if tuple(state.shape) != shape:
                 raise InputShapeError(
@@ -242,6 +249,14 @@ class BaseRNN(Layer):
     ) -> torch.Tensor | list[torch.Tensor]:
         states = self._initial_states(inputs, initial_state)
         if mask is not None:
+            if not isinstance(mask, torch.Tensor) and np.asarray(mask).dtype.kind not in "biu":
+                raise ArgumentTypeError(
+                    f"`mask` must be a tensor or array of booleans (True for steps to use). Received: mask of type {type(mask).__name__}."
+                )
+            if isinstance(mask, torch.Tensor) and (mask.is_floating_point() or mask.is_complex() or mask.device.type == "meta"):
+                raise ArgumentTypeError(
+                    f"`mask` must hold booleans on a device with data. Received: mask of dtype {mask.dtype} on {mask.device}."
+                )
             mask = torch.as_tensor(mask, device=inputs.device)
             if tuple(mask.shape) != tuple(inputs.shape[:2]):
                 raise InputShapeError(
