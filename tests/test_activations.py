@@ -352,7 +352,7 @@ def test_unknown_name_message():
 def test_bad_identifiers():
     with pytest.raises(ArgumentTypeError, match=r"Received: activation=3 \(of type int\)"):
         activations.get(3)
-    with pytest.raises(ArgumentError, match="custom callables"):
+    with pytest.raises(ArgumentError, match=r"a custom callable has no Keras name"):
         activations.serialize(lambda x: x)
     with pytest.raises(InputShapeError, match="even size"):
         activations.glu(torch.zeros(2, 5))

@@ -11,7 +11,7 @@ import torch
 
 import xlayers
 from xlayers import Dense, InputSpec, Layer
-from xlayers.errors import ArgumentTypeError, InputDeviceError, InputDtypeError, InputShapeError, NotBuiltError, WeightShapeError
+from xlayers.errors import ArgumentError, ArgumentTypeError, InputDeviceError, InputDtypeError, InputShapeError, NotBuiltError, WeightShapeError
 from xlayers.layer import _LAYER_CLASSES
 
 
@@ -271,3 +271,20 @@ def test_numpy_integers_are_accepted_as_sizes():
     assert dense(torch.randn(2, 5)).shape == (2, 4) and conv(torch.randn(1, 6, 6, 2)).shape == (1, 3, 5, 3)
     assert type(dense.get_config()["units"]) is int and conv.get_config()["strides"] == (2, 1)
     json.dumps(conv.get_config())
+
+
+@pytest.mark.parametrize(
+    "activation", [torch.relu, torch.nn.functional.gelu, lambda x: 2 * x, torch.nn.ReLU()], ids=["torch.relu", "F.gelu", "lambda", "nn.ReLU"]
+)
+def test_callable_activations_work_everywhere_but_get_config(activation):
+    x = torch.randn(2, 3)
+    for layer in (Dense(4, activation=activation), xlayers.Conv1D(4, 2, activation=activation)):
+        assert "config not serialisable" in repr(layer)
+    model = xlayers.Sequential([Dense(4, activation=activation), Dense(2)])
+    assert model(x).shape == (2, 2) and "Dense" in repr(model)
+    dense = model.layers[0]
+    torch.testing.assert_close(dense(x), activation(torch.nn.functional.linear(x, dense.kernel.T, dense.bias)))
+    with pytest.raises(ArgumentError, match=r"`get_config` can only write built-in activations, by name"):
+        dense.get_config()
+    lstm = xlayers.LSTM(3, activation=activation)
+    assert lstm(torch.randn(2, 4, 5)).shape == (2, 3) and lstm.last_path == "loop"

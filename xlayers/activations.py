@@ -58,6 +58,7 @@ __all__ = [
     "tanh_shrink",
     "threshold",
     "get",
+    "name_of",
     "serialize",
     "names",
 ]
@@ -576,6 +577,14 @@ def get(identifier: str | Callable[..., Tensor] | dict[str, object] | None) -> C
     )
 
 
+def name_of(activation: Callable[..., Tensor] | None) -> str | None:
+    """The canonical Keras name of a built-in activation, ``None`` for any other callable."""
+    try:
+        return _CANONICAL.get(get(activation))
+    except (TypeError, ArgumentError):
+        return None
+
+
 def serialize(activation: str | Callable[..., Tensor] | None) -> str:
     """Returns the canonical Keras name of a built-in activation.
 
@@ -598,7 +607,7 @@ def serialize(activation: str | Callable[..., Tensor] | None) -> str:
     except (KeyError, TypeError):
         pass
     raise ArgumentError(
-        "`activation` must be a built-in xlayers activation to be serialized to a name; "
-        f"custom callables cannot be. Received: activation={activation!r}."
+        "`get_config` can only write built-in activations, by name: a custom callable has no Keras name "
+        f"(the layer computes with it all the same). Received: activation={getattr(activation, '__name__', activation)!r}."
     )
 

@@ -709,9 +709,13 @@ class Layer(nn.Module, metaclass=_LayerMeta):
 
     def extra_repr(self) -> str:
         """Keras arguments that differ from their defaults, and the build shape."""
-        defaults = self._default_config()
         parts = [f"name={self.name!r}"]
-        for key, value in self.get_config().items():
+        try:
+            config = self.get_config()
+        except ArgumentError as error:  # an argument with no Keras form (a custom callable)
+            return ", ".join([*parts, f"config not serialisable: {error}"])
+        defaults = self._default_config()
+        for key, value in config.items():
             if key not in ("name", "trainable", "dtype") and defaults.get(key, _MISSING) != value:
                 parts.append(f"{key}={value!r}")
         if self.built:

@@ -162,7 +162,7 @@ class Dense(LoraMixin, Layer):
         return self.activation(outputs)
 
     def compute_output_shape(self, input_shape: Shape) -> Shape:
-        halves = activations.serialize(self.activation) == "glu"  # glu gates one half with the other
+        halves = activations.name_of(self.activation) == "glu"  # glu gates one half with the other
         return (*tuple(input_shape)[:-1], self.units // 2 if halves else self.units)
 
     def get_config(self) -> dict[str, Any]:
