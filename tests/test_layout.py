@@ -55,7 +55,9 @@ def test_walk_yields_keras_paths_in_keras_order_through_containers():
     model = xlayers.Sequential([xlayers.Dense(4, name="d"), lstm], name="seq")
     model(torch.randn(2, 5, 6))
     entries = list(model.walk_weights())
-    assert [e.path for e in entries] == ["d/kernel", "d/bias", "rnn/cell/kernel", "rnn/cell/recurrent_kernel", "rnn/cell/bias"]
+    assert [e.path for e in entries] == [
+        "layers/dense/kernel", "layers/dense/bias", "layers/lstm/cell/kernel", "layers/lstm/cell/recurrent_kernel", "layers/lstm/cell/bias",
+    ]
     assert [e.parameter for e in entries] == model.weights
     assert entries[2].layer is lstm and entries[2].declaration is lstm._declared["kernel"]
 

@@ -17,7 +17,7 @@ def test_lazy_build_and_shapes():
     assert not model.built
     out = model(torch.randn(4, 5))
     assert out.shape == (4, 3) and model.built and all(layer.built for layer in model.layers)
-    assert list(model.state_dict()) == ["dense.kernel", "dense.bias", "dense_1.kernel", "dense_1.bias"]
+    assert list(model.state_dict()) == ["layers/dense.kernel", "layers/dense.bias", "layers/dense_1.kernel", "layers/dense_1.bias"]
     assert model.count_params() == 5 * 8 + 8 + 8 * 3 + 3
 
 
@@ -84,8 +84,22 @@ def test_matches_keras_sequential():
     assert_close(model(torch.from_numpy(x)).detach(), np.asarray(twin(x)))
 
 
-def test_a_layer_name_with_a_dot_is_refused_by_a_model():
-    from xlayers.errors import ArgumentError
+def test_state_dict_keys_depend_on_the_architecture_only():
+    """The same model built again in the same process (other default names) loads the first one's
+    state_dict: keys are Keras's .keras paths, `layers/<class>_<n>` per model, never layer names."""
+    from xlayers import LSTM
 
-    with pytest.raises(ArgumentError, match=r"^`Sequential` layer 'seq': .*cannot contain '\.'\. Received: layer='a\.b'\."):
-        Sequential([Dense(2, name="a.b")], name="seq")
+    def make():
+        return Sequential([Masking(0.0), LSTM(6), Dense(2, name="a.b"), Dense(3)])
+
+    first, second = make(), make()
+    x = torch.randn(2, 5, 4)
+    first(x), second(x)
+    assert [layer.name for layer in first.layers] != [layer.name for layer in second.layers]
+    assert list(first.state_dict()) == [
+        "layers/lstm.kernel", "layers/lstm.recurrent_kernel", "layers/lstm.bias",
+        "layers/dense.kernel", "layers/dense.bias", "layers/dense_1.kernel", "layers/dense_1.bias",
+    ]
+    second.load_state_dict(first.state_dict())
+    torch.testing.assert_close(second(x), first(x))
+    assert [e.path for e in first.walk_weights()][:3] == ["layers/lstm/cell/kernel", "layers/lstm/cell/recurrent_kernel", "layers/lstm/cell/bias"]

@@ -10,7 +10,7 @@ import torch
 from torch import nn
 
 from .errors import ArgumentError, ArgumentTypeError
-from .layer import Layer, Shape, get_layer_class
+from .layer import Layer, Shape, _snake_case, get_layer_class
 
 __all__ = ["Sequential"]
 
@@ -56,14 +56,10 @@ class Sequential(Layer):
         """Append ``layer`` to the stack."""
         if not isinstance(layer, nn.Module):
             raise ArgumentTypeError(f"{self._label}: can only add torch modules (xlayers layers or nn.Module). Received: layer={layer!r}.")
-        key = layer.name if isinstance(layer, Layer) else f"module_{len(self._stack)}"
-        if "." in key:
-            raise ArgumentError(
-                f"{self._label}: the names of a model's layers are its torch module names, which cannot contain '.'. "
-                f"Received: layer={key!r}."
-            )
-        if key in self._modules:
-            raise ArgumentError(f"{self._label}: layer names must be unique within a model; `{key}` is already used. Received: layer={key!r}.")
+        name = layer.name if isinstance(layer, Layer) else None
+        if name is not None and any(isinstance(other, Layer) and other.name == name for other in self._stack):
+            raise ArgumentError(f"{self._label}: layer names must be unique within a model; `{name}` is already used. Received: layer={name!r}.")
+        key = self._key_for(layer)
         if self.built and isinstance(layer, Layer) and not layer.built and self._build_shape is not None:
             layer._build(self._output_shape_upto(len(self._stack)), device=None)
         self.add_module(key, layer)
@@ -71,6 +67,17 @@ class Sequential(Layer):
         self._takes.append((_accepts(layer, "mask"), _accepts(layer, "training")))
         if len(self._stack) == 1 and isinstance(layer, Layer) and layer.built and not self.built:
             self._build(layer._build_shape, device=None)  # Keras: `input_shape=` on the first layer builds the model
+
+    def _key_for(self, layer: nn.Module) -> str:
+        """The module key of a new layer: ``layers/<class in snake case>``, numbered per class within
+        this model (``layers/dense``, ``layers/dense_1``), as Keras's ``.keras`` files name it. It
+        depends on the architecture only, never on names or on what else the process has built, so
+        a ``state_dict`` loads into the same model built again."""
+        base = f"layers/{_snake_case(type(layer).__name__)}"
+        index = 0
+        while (key := base if index == 0 else f"{base}_{index}") in self._modules:
+            index += 1
+        return key
 
     def pop(self) -> nn.Module:
         """Remove and return the last layer."""
