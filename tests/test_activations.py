@@ -128,18 +128,6 @@ def _exact_gelu(x, approximate=False):
     return x * mpmath.erfc(-x / mpmath.sqrt(2)) / 2
 
 
-def _reference_sparsemax(x: np.ndarray, axis: int = -1) -> np.ndarray:
-    """Martins & Astudillo (2016), Algorithm 1, in numpy."""
-    x = np.moveaxis(x, axis, -1)
-    z = -np.sort(-x, axis=-1)
-    k = np.arange(1, x.shape[-1] + 1)
-    cumsum = np.cumsum(z, axis=-1)
-    support = 1 + k * z > cumsum
-    k_z = support.sum(axis=-1, keepdims=True)
-    tau = (np.take_along_axis(cumsum, k_z - 1, axis=-1) - 1) / k_z
-    return np.moveaxis(np.maximum(x - tau, 0), -1, axis)
-
-
 EXACT = {
     "gelu": _exact(_exact_gelu),
     "leaky_relu": _exact(lambda x, negative_slope=0.2: x if x >= 0 else mpmath.mpf(negative_slope) * x),
