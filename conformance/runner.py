@@ -187,6 +187,16 @@ def _compare_all(checks: list[Check], prefix: str, ours: dict[str, np.ndarray], 
                             "" if result.passed else result.describe(f"{prefix}{name}")))
 
 
+def _non_trainable_after(layer: Layer, twin: Any) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray]]:
+    """The weights declared non-trainable (moving statistics), on both sides, after the calls:
+    what a training-mode call updated must agree as the outputs do."""
+    ours = {e.path: _numpy(e.parameter) for e in layer.walk_weights()
+            if e.declaration is not None and not e.declaration.trainable}
+    variables = keras_variables(twin)
+    theirs = {path: np.asarray(variables[path]) for path in ours if path in variables}
+    return ours, theirs
+
+
 def _flat(outputs_per_call: list[list[np.ndarray]]) -> dict[str, np.ndarray]:
     several = len(outputs_per_call) > 1
     return {f"call{c}/output{i}" if several else f"output{i}": o for c, outs in enumerate(outputs_per_call) for i, o in enumerate(outs)}
@@ -273,6 +283,7 @@ def _run(info: LayerInfo, case: Case, device: str, dtype: str, result: CaseResul
         _compare_all(checks, f"{direction}/", _flat(ours_out), _flat(keras_out), dtype, device, rtol_atol)
         if not half:
             _compare_all(checks, f"{direction}/grad/", ours_grads, keras_grads, dtype, device, rtol_atol)
+        _compare_all(checks, f"{direction}/after/", *_non_trainable_after(layer, twin), dtype, device, rtol_atol)
         driver.check(layer, case, result)
         layer.to(device="cpu", dtype=getattr(torch, compute))
 

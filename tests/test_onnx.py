@@ -48,6 +48,8 @@ def test_each_family_exports_and_agrees_at_other_sizes(tmp_path, make, shape, ex
         assert result.node_counts.get(op, 0) == count, result.node_counts
     assert not {"Pad", "Loop", "Scan"} & set(result.node_counts), result.node_counts  # no Pad+Conv, no unrolled loop
     assert len(result.checked_shapes) == 2 and result.tolerance[0] > 0  # compared twice, under the policy
+    # the summary reads under the policy's pass rule, never as a relative error beside an rtol it exceeds
+    assert 0.0 <= result.bound_fraction <= 1.0 and "within tolerance" in str(result) and "rel" not in str(result)
 
 
 # every activation a Dense can take by name (Keras's `threshold` needs arguments)
@@ -205,7 +207,7 @@ def test_failed_verification_leaves_no_file_and_keeps_an_old_one(tmp_path):
     target = tmp_path / "m.onnx"
     target.write_bytes(b"previous export")
     with mock.patch("xlayers.onnx.compare") as fake:
-        fake.return_value = mock.Mock(passed=False, max_abs_error=1.0, max_rel_error=1.0, rtol=0, atol=0,
+        fake.return_value = mock.Mock(passed=False, max_abs_error=1.0, max_rel_error=1.0, bound_fraction=2.0, rtol=0, atol=0,
                                       describe=lambda what: f"{what}: planted disagreement")
         with pytest.raises(ExportError, match=r"onnxruntime disagrees with torch .*planted disagreement"):
             export(layer, torch.randn(2, 4), target)

@@ -12,26 +12,16 @@ from .layer import InputSpec as InputSpec
 from .layer import Layer as Layer
 from .layer import apply_constraints as apply_constraints
 from .layer import clear_session as clear_session
-from .layers.conv import Conv1D as Conv1D
-from .layers.conv import Conv2D as Conv2D
-from .layers.conv import Conv3D as Conv3D
-from .layers.core import Dense as Dense
-from .layers.core import Masking as Masking
-from .layers.recurrent import LSTM as LSTM
+from . import layers as layers
+from .layers import *  # noqa: F403  (every public layer; the list is `xlayers.layers.__all__`)
 from .layout import Weight as Weight
 from .models import Sequential as Sequential
 
 __version__ = "0.1.0"
 
 __all__ = [
-    "Conv1D",
-    "Conv2D",
-    "Conv3D",
-    "Dense",
     "InputSpec",
-    "LSTM",
     "Layer",
-    "Masking",
     "Sequential",
     "Weight",
     "activations",
@@ -39,5 +29,7 @@ __all__ = [
     "clear_session",
     "constraints",
     "initializers",
+    "layers",
     "regularizers",
+    *layers.__all__,
 ]

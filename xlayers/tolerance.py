@@ -60,6 +60,7 @@ class Comparison:
     rtol: float
     atol: float
     scale: float
+    bound_fraction: float = 0.0  # the largest |a - e| / (rtol * |e| + atol * scale): passes while <= 1
 
     def describe(self, what: str) -> str:
         return (
@@ -98,7 +99,7 @@ def compare(
     if a.shape != e.shape:
         return Comparison(False, float("inf"), float("inf"), max(a.size, e.size), max(a.size, e.size), (), rtol, atol, 0.0)
     if a.size == 0:
-        return Comparison(True, 0.0, 0.0, 0, 0, (), rtol, atol, 0.0)
+        return Comparison(True, 0.0, 0.0, 0, 0, (), rtol, atol, 0.0, 0.0)
     magnitude = np.where(np.isfinite(e), np.abs(e), 0.0)
     scale = np.maximum(1.0, magnitude) if elementwise else np.full(e.shape, max(1.0, float(np.max(magnitude))))
     with np.errstate(invalid="ignore"):
@@ -109,6 +110,8 @@ def compare(
     bad = diff > bound
     with np.errstate(invalid="ignore"):
         rel = diff / np.maximum(np.abs(e), REL_FLOOR * scale)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        fraction = np.where(diff == 0.0, 0.0, diff / bound)
     rel[np.isnan(rel)] = 0.0  # an infinite diff at an infinite expected value counts in `diff` and `bad`
     worst = np.unravel_index(int(np.argmax(rel if elementwise else diff)), diff.shape)
     return Comparison(
@@ -121,6 +124,7 @@ def compare(
         rtol=rtol,
         atol=atol,
         scale=float(scale.max()),
+        bound_fraction=float(np.nan_to_num(fraction, nan=np.inf).max()),
     )
 
 

@@ -8,9 +8,11 @@ from __future__ import annotations
 from collections.abc import Iterable
 
 from ..case import Case, LayerInfo
-from . import conv, core, recurrent
+from . import activations, conv, core, image, merging, normalization, pooling, preprocessing, recurrent, regularization, reshaping
 
-REGISTRY: tuple[LayerInfo, ...] = (*core.LAYERS, *conv.LAYERS, *recurrent.LAYERS)
+REGISTRY: tuple[LayerInfo, ...] = tuple(
+    info for family in (core, conv, pooling, reshaping, normalization, activations, regularization, merging, image, preprocessing, recurrent) for info in family.LAYERS
+)
 
 
 def all_cases() -> list[tuple[LayerInfo, Case]]:

@@ -1,0 +1,7 @@
+"""Cases for `xlayers/layers/normalization.py`."""
+
+from __future__ import annotations
+
+from ..case import LayerInfo
+
+LAYERS: tuple[LayerInfo, ...] = ()

@@ -1,0 +1,7 @@
+"""Planted faults in `xlayers/layers/reshaping.py`."""
+
+from __future__ import annotations
+
+from .plant import Plant
+
+PLANTS: tuple[Plant, ...] = ()
