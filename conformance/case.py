@@ -71,7 +71,9 @@ class Case:
             ``{"mask": "right", "initial_state": True}``); ``"training"`` is generic.
         calls: consecutive calls on fresh inputs (``stateful`` layers carry state over).
         expect: expectations the family's driver checks (e.g. ``{"path": "fused"}``).
-        dtypes: dtypes to run; float16/bfloat16 check the forward pass only.
+        dtypes: dtypes to run; float16/bfloat16 check the forward pass only, as do Keras's mixed
+            policies ``mixed_float16``/``mixed_bfloat16`` (float32 weights, computation in the half
+            type, on both sides).
     """
 
     layer: type[Layer]

@@ -29,7 +29,7 @@ import numpy as np
 import torch
 
 from xlayers import initializers
-from xlayers.layer import Layer, clear_session, map_structure
+from xlayers.layer import MIXED_POLICIES, Layer, clear_session, dtype_name, map_structure
 from xlayers.tolerance import REL_FLOOR, compare
 
 from .case import HALF_DTYPES, Case, ErrorCase, LayerInfo, TensorSpec
@@ -125,9 +125,11 @@ def _takes(layer: Layer, argument: str) -> bool:
 
 
 def _run_xlayers(info: LayerInfo, layer: Layer, data: _Data, memo: list[Any], device: str, dtype: torch.dtype,
-                 upstream: list[np.ndarray] | None) -> tuple[list[list[np.ndarray]], dict[str, np.ndarray]]:
-    """Every call, and the gradients of the last one. Returns (outputs per call, gradients by name)."""
+                 upstream: list[np.ndarray] | None) -> tuple[list[list[np.ndarray]], dict[str, np.ndarray], list[str]]:
+    """Every call, and the gradients of the last one. Returns (outputs per call, gradients by
+    name, the dtypes of the last call's outputs)."""
     outputs_per_call: list[list[np.ndarray]] = []
+    dtypes: list[str] = []
     grads: dict[str, np.ndarray] = {}
     for index, (inputs, arguments) in enumerate(zip(data.inputs, data.arguments)):
         with_grad = upstream is not None and index == len(data.inputs) - 1
@@ -139,13 +141,14 @@ def _run_xlayers(info: LayerInfo, layer: Layer, data: _Data, memo: list[Any], de
         outputs = _leaves(layer(x, **kwargs))
         info.driver.after_call(layer, memo)
         outputs_per_call.append([_numpy(o) for o in outputs])
+        dtypes = [dtype_name(o.dtype) for o in outputs]
         if with_grad:
             sum((o * torch.from_numpy(g).to(device=device, dtype=o.dtype)).sum() for o, g in zip(outputs, upstream)).backward()
             sources = _named_leaves("input", x) + [pair for k, v in kwargs.items() for pair in _named_leaves(k, v)]
             sources += [(entry.path, entry.parameter) for entry in layer.walk_weights()]
             # a gradient that never arrived is left out: the comparison reports it missing
             grads = {name: _numpy(t.grad) for name, t in sources if isinstance(t, torch.Tensor) and t.requires_grad and t.grad is not None}
-    return outputs_per_call, grads
+    return outputs_per_call, grads, dtypes
 
 
 def _run_keras(info: LayerInfo, twin: Any, data: _Data, memo: list[Any], upstream: list[np.ndarray] | None,
@@ -224,17 +227,20 @@ def run_case(info: LayerInfo, case: Case, device: str = "cpu", dtype: str = "flo
 def _run(info: LayerInfo, case: Case, device: str, dtype: str, result: CaseResult, onnx: bool | str) -> None:
     seed = zlib.crc32(case.id.encode())
     half = dtype in HALF_DTYPES
-    compute = "float32" if half else dtype
+    mixed = dtype in MIXED_POLICIES  # float32 weights and inputs, computation in the half type (both sides)
+    precision = dtype_name(MIXED_POLICIES[dtype]) if mixed else dtype  # whose tolerance applies
+    compute = "float32" if half or mixed else dtype
+    forward_only = half or mixed
     override = info.tolerances.get(case.id) or info.tolerances.get("*")
     rtol_atol = (override.rtol, override.atol) if override else None
     if override:
         result.note = override.reason
-    torch_dtype = getattr(torch, dtype)
+    torch_dtype = getattr(torch, compute if mixed else dtype)
     driver = info.driver
     checks = result.checks
 
     _seed_everything(seed)  # initial weights (and anything else drawn) repeat from run to run
-    layer = case.layer(**case.kwargs, dtype=compute)
+    layer = case.layer(**case.kwargs, dtype=dtype if mixed else compute)
     layer.build_from_config({"input_shape": map_structure(lambda spec: list(spec.shape), case.inputs)})
     data = _Data(info, case, layer, seed, compute)
     twin = driver.twin(layer, case)
@@ -278,12 +284,15 @@ def _run(info: LayerInfo, case: Case, device: str, dtype: str, result: CaseResul
                 probe = _run_xlayers(info, layer, data, [], device, torch_dtype, None)[0][-1]
             upstream = data.upstream(probe)
         driver.reset(layer, twin)
-        ours_out, ours_grads = _run_xlayers(info, layer, data, memo, device, torch_dtype, None if half else upstream)
-        keras_out, keras_grads = _run_keras(info, twin, data, memo, None if half else upstream)
-        _compare_all(checks, f"{direction}/", _flat(ours_out), _flat(keras_out), dtype, device, rtol_atol)
-        if not half:
+        ours_out, ours_grads, ours_dtypes = _run_xlayers(info, layer, data, memo, device, torch_dtype, None if forward_only else upstream)
+        keras_out, keras_grads = _run_keras(info, twin, data, memo, None if forward_only else upstream)
+        keras_dtypes = [o.dtype.name for o in keras_out[-1]]
+        if not half and ours_dtypes != keras_dtypes:  # e.g. a mixed policy computed in float32 (half records use a float32 reference)
+            checks.append(Check(f"{direction}/dtype", False, detail=f"output dtypes: xlayers {ours_dtypes}, keras {keras_dtypes}"))
+        _compare_all(checks, f"{direction}/", _flat(ours_out), _flat(keras_out), precision, device, rtol_atol)
+        if not forward_only:
             _compare_all(checks, f"{direction}/grad/", ours_grads, keras_grads, dtype, device, rtol_atol)
-        _compare_all(checks, f"{direction}/after/", *_non_trainable_after(layer, twin), dtype, device, rtol_atol)
+        _compare_all(checks, f"{direction}/after/", *_non_trainable_after(layer, twin), precision, device, rtol_atol)
         driver.check(layer, case, result)
         layer.to(device="cpu", dtype=getattr(torch, compute))
 
@@ -409,7 +418,8 @@ def _onnx_check(info: LayerInfo, layer: Layer, twin: Any, case: Case, seed: int,
     inputs = map_structure(lambda spec: _draw(grown(spec), rng, np.float32), case.inputs)
     arguments = info.driver.arguments(layer, case, inputs, rng)
     graph_inputs = info.driver.onnx_inputs(arguments)
-    examples = tuple(torch.from_numpy(a) for a in _leaves(example) + [example_args[k] for k in graph_inputs])
+    # the inputs as the layer takes them (a list of several stays one structured argument), then the graph's call arguments
+    examples = (map_structure(torch.from_numpy, example), *(torch.from_numpy(example_args[k]) for k in graph_inputs))
     feeds = _leaves(inputs) + [arguments[k] for k in graph_inputs]
     with tempfile.TemporaryDirectory() as folder:
         try:

@@ -9,6 +9,8 @@ gap note to be removed.
 
 from __future__ import annotations
 
+import sys
+
 import pytest
 
 from conformance.plants import PLANTS, Plant, resolve
@@ -41,31 +43,26 @@ def test_registry_is_well_formed() -> None:
         resolve(plant)  # every case id exists in the case registry
 
 
-# Everything a plant may patch, as seen from outside: after a plant's block ends (even by an
-# exception) all of it must be back.
-def _snapshot() -> dict[str, object]:
-    from xlayers import activations
-    from xlayers.layers import conv, conv_ops, recurrent
-    from xlayers.layers.conv import Conv2D
-    from xlayers.layers.core import Dense
-    from xlayers.layers.recurrent import LSTM
+# Everything a plant may patch, as seen from outside: every global of every xlayers module, every
+# attribute of the classes defined there, and the entries of the dicts among them. After a
+# plant's block ends (even by an exception) all of it must be back.
+def _snapshot() -> dict[tuple[str, ...], object]:
+    state: dict[tuple[str, ...], object] = {}
 
-    return {
-        "Dense.call": Dense.__dict__["call"],
-        "Dense.__init__": Dense.__dict__["__init__"],
-        "LSTM.call": LSTM.call,
-        "LSTM.__init__": LSTM.__dict__["__init__"],
-        "LSTM.reset_state": LSTM.reset_state,
-        "Conv2D._declared": dict(Conv2D._declared),
-        "conv.conv": conv.conv,
-        "conv_ops.same_padding": conv_ops.same_padding,
-        "conv_ops._conv_shift": conv_ops._conv_shift,
-        "recurrent.lstm": recurrent.lstm,
-        "recurrent.lstm_dropout_masks": recurrent.lstm_dropout_masks,
-        "recurrent._UnitForgetBias.__call__": recurrent._UnitForgetBias.__call__,
-        "activations._REGISTRY": dict(activations._REGISTRY),
-        "activations._CANONICAL": dict(activations._CANONICAL),
-    }
+    def record(key: tuple[str, ...], value: object) -> None:
+        state[key] = id(value)
+        if isinstance(value, dict):
+            state[(*key, "{}")] = tuple((k, id(v)) for k, v in value.items())
+
+    for module_name, module in list(sys.modules.items()):
+        if module_name != "xlayers" and not module_name.startswith("xlayers."):
+            continue
+        for name, value in vars(module).items():
+            record((module_name, name), value)
+            if isinstance(value, type) and value.__module__ == module_name:
+                for attribute, member in vars(value).items():
+                    record((module_name, name, attribute), member)
+    return state
 
 
 @pytest.mark.parametrize("plant", PLANTS, ids=[p.name for p in PLANTS])
@@ -81,7 +78,7 @@ def test_plant_is_removed_on_error(plant: Plant) -> None:
 def test_plant_is_caught(plant: Plant) -> None:
     pairs = resolve(plant)
     with plant.installed():
-        results = [run_case(info, case, "cpu", "float32") for info, case in pairs]
+        results = [run_case(info, case, "cpu", plant.dtype) for info, case in pairs]
     summary = _summary(results)
     assert any(not r.passed for r in results), f"plant {plant.name!r} went unnoticed:\n{summary}"
     if plant.gradient_only:
@@ -94,10 +91,10 @@ def test_plant_is_caught(plant: Plant) -> None:
 
 
 def test_plant_cases_pass_unplanted() -> None:
-    seen: dict[str, tuple] = {}
+    seen: dict[tuple[str, str], tuple] = {}
     for plant in PLANTS:
         for info, case in resolve(plant):
-            seen.setdefault(case.id, (info, case))
-    results = [run_case(info, case, "cpu", "float32") for info, case in seen.values()]
+            seen.setdefault((case.id, plant.dtype), (info, case))
+    results = [run_case(info, case, "cpu", dtype) for (_, dtype), (info, case) in seen.items()]
     failed = [r for r in results if not r.passed]
     assert not failed, "cases fail with no plant installed:\n" + _summary(failed)

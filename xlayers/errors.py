@@ -61,3 +61,7 @@ class WeightShapeError(ValueError):
 
 class WeightNameError(ValueError):
     """A weight name or path is missing, or not declared by the layer."""
+
+
+class WeightDtypeError(TypeError):
+    """Weights given to a layer would not share one floating dtype."""

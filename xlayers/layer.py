@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import inspect
 import re
+import types
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, ClassVar, NamedTuple
@@ -31,6 +32,7 @@ from .errors import (
     InputShapeError,
     NotBuiltError,
     UnknownNameError,
+    WeightDtypeError,
     WeightShapeError,
 )
 from .layout import Framework, Weight
@@ -77,6 +79,30 @@ def _leaves(structure: Any) -> list[Any]:
     return found
 
 
+class Variable(nn.Parameter):
+    """A layer's weight: an ``nn.Parameter`` that knows its Keras name (``kernel``) and path
+    (``dense/kernel``), as a Keras variable does. It computes as the parameter it is."""
+
+    def __new__(cls, data: torch.Tensor | None = None, requires_grad: bool = True, name: str | None = None,
+                path: str | None = None) -> Variable:
+        variable = super().__new__(cls, data, requires_grad)
+        variable.__dict__.update(_keras_name=name, _keras_path=path)
+        return variable
+
+    @property
+    def name(self) -> str | None:  # type: ignore[override]
+        return self.__dict__.get("_keras_name")
+
+    @property
+    def path(self) -> str | None:
+        return self.__dict__.get("_keras_path")
+
+    def __deepcopy__(self, memo: dict) -> Variable:
+        copied = super().__deepcopy__(memo)
+        copied.__dict__.update(_keras_name=self.name, _keras_path=self.path)
+        return copied
+
+
 class WeightEntry(NamedTuple):
     """One weight found by :meth:`Layer.walk_weights`."""
 
@@ -119,15 +145,24 @@ def _unique_name(prefix: str) -> str:
     return prefix if count == 0 else f"{prefix}_{count}"
 
 
+# Keras's mixed-precision dtype policies: float32 weights, computation in the half type.
+MIXED_POLICIES: dict[str, torch.dtype] = {"mixed_float16": torch.float16, "mixed_bfloat16": torch.bfloat16}
+
+
+def _policy_name(dtype: Any) -> Any:
+    """A Keras ``DTypePolicy`` config's name; anything else as it is."""
+    return dtype.get("config", {}).get("name", dtype) if isinstance(dtype, Mapping) else dtype
+
+
 def _dtype_from(dtype: Any, owner: str) -> torch.dtype | None:
     if dtype is None or isinstance(dtype, torch.dtype):
         return dtype
-    if isinstance(dtype, Mapping):  # a Keras DTypePolicy config
-        dtype = dtype.get("config", {}).get("name", dtype)
+    dtype = _policy_name(dtype)
     if isinstance(dtype, str) and isinstance(getattr(torch, dtype, None), torch.dtype):
         return getattr(torch, dtype)
     raise ArgumentTypeError(
-        f"`{owner}`: `dtype` must be a torch dtype or one of 'float16', 'bfloat16', 'float32', 'float64'. "
+        f"`{owner}`: `dtype` must be a torch dtype, one of 'float16', 'bfloat16', 'float32', 'float64', or a "
+        f"mixed policy {sorted(MIXED_POLICIES)}. "
         f"Received: dtype={dtype!r}."
     )
 
@@ -216,6 +251,8 @@ class Layer(nn.Module, metaclass=_LayerMeta):
         _LAYER_CLASSES[cls.__name__] = cls
         cls._gate_views = {name: (weight, index) for weight in cls.LAYOUT for name, index in weight.gate_names().items()}
         cls._declared = {weight.name: weight for weight in cls.LAYOUT}
+        if "forward" not in cls.__dict__:
+            cls.forward = _forward_of(cls)
 
     _gate_views: ClassVar[dict[str, tuple[Weight, int]]] = {}
     _declared: ClassVar[dict[str, Weight]] = {}
@@ -240,7 +277,11 @@ class Layer(nn.Module, metaclass=_LayerMeta):
             received = ", ".join(f"{key}={value!r}" for key, value in kwargs.items())
             raise ArgumentTypeError(f"unrecognized keyword arguments {sorted(kwargs)}. Received: {received}.")
         self._trainable = bool(trainable)
-        self._requested_dtype = _dtype_from(dtype, cls)
+        mixed = _policy_name(dtype)
+        self._compute_dtype = MIXED_POLICIES.get(mixed) if isinstance(mixed, str) else None
+        self._policy = mixed if self._compute_dtype is not None else None
+        self._requested_dtype = torch.float32 if self._policy else _dtype_from(dtype, cls)
+        self.__dict__["_autocasting"] = False
         if self._requested_dtype is not None and not self._requested_dtype.is_floating_point:
             raise ArgumentTypeError(
                 f"`dtype` must be a floating dtype ('float16', 'bfloat16', 'float32', 'float64'). Received: dtype={dtype!r}."
@@ -270,7 +311,8 @@ class Layer(nn.Module, metaclass=_LayerMeta):
             )
         self._eager_input_shape: Shape | None = None if input_shape is None else (None, *(None if s is None else int(s) for s in input_shape))
         self._build_hook = self.register_forward_pre_hook(Layer._build_on_first_call, with_kwargs=True)
-        self.register_load_state_dict_pre_hook(Layer._refuse_load_when_unbuilt)
+        self.register_load_state_dict_pre_hook(Layer._check_load)
+        self.register_load_state_dict_post_hook(Layer._name_assigned_weights)
 
     # -- building --------------------------------------------------------------------------
 
@@ -319,14 +361,36 @@ class Layer(nn.Module, metaclass=_LayerMeta):
         layer._build(map_structure(lambda t: tuple(t.shape), inputs), device=first.device)
 
     @staticmethod
-    def _refuse_load_when_unbuilt(layer: Layer, state_dict: Mapping, prefix: str, *args: Any) -> None:
-        if layer.built or not layer.LAYOUT:
+    def _check_load(layer: Layer, state_dict: Mapping, prefix: str, local_metadata: Mapping, *args: Any) -> None:
+        """Before ``load_state_dict`` touches this layer: refuse an unbuilt layer, and an
+        ``assign=True`` load that would leave its weights in different dtypes."""
+        own = {key[len(prefix):]: value for key, value in state_dict.items()
+               if key.startswith(prefix) and "." not in key[len(prefix):]}
+        if not own:
             return
-        if any(key.startswith(prefix) and "." not in key[len(prefix) :] for key in state_dict):
+        if not layer.built and layer.LAYOUT:
             raise NotBuiltError(
                 f"{layer._label}: cannot load weights into an unbuilt layer. Call it once on an example input "
                 f"or construct it with `input_shape=` first."
             )
+        if local_metadata.get("assign_to_params_buffers"):
+            dtypes = {name: getattr(value, "dtype", None) for name, value in own.items() if name in layer._parameters}
+            if len(set(dtypes.values())) > 1 or any(d is not None and not d.is_floating_point for d in dtypes.values()):
+                found = ", ".join(f"{name} {dtype_name(d) if d is not None else type(d).__name__}" for name, d in dtypes.items())
+                raise WeightDtypeError(
+                    f"{layer._label}: `load_state_dict(assign=True)` would give the layer's weights these dtypes: {found}; "
+                    f"they must share one floating dtype. Cast the state dict first, or load without `assign=True` "
+                    f"(values are then copied into the existing weights' dtype)."
+                )
+
+    @staticmethod
+    def _name_assigned_weights(layer: Layer, incompatible_keys: Any) -> None:
+        """After ``load_state_dict(assign=True)`` put plain parameters in place: they become
+        `Variable`s again (same tensor), so ``weights[i].name`` stays Keras's."""
+        for name in layer._weight_names:
+            parameter = layer._parameters[name]
+            if not isinstance(parameter, Variable):
+                layer._parameters[name] = Variable(parameter.data, parameter.requires_grad, name=name, path=f"{layer.name}/{name}")
 
     def declared_weights(self) -> list[Weight]:
         """The ``LAYOUT`` entries this configuration enables (``use_bias=False`` drops ``bias``)."""
@@ -349,7 +413,7 @@ class Layer(nn.Module, metaclass=_LayerMeta):
         """The declared weight ``name`` (or ``value``, a tensor in its Keras layout) in
         ``framework``'s layout, as ``LAYOUT`` derives it: a view wherever torch allows one."""
         weight = type(self)._declared[name]
-        return weight.convert(self._parameters[name] if value is None else value, "keras", framework)
+        return weight.convert(getattr(self, name) if value is None else value, "keras", framework)
 
     # -- export -----------------------------------------------------------------------------
 
@@ -410,7 +474,7 @@ class Layer(nn.Module, metaclass=_LayerMeta):
         dtype = _dtype_from(dtype, type(self).__name__) or self._requested_dtype or torch.get_default_dtype()
         device = self._build_device if self._build_device is not None else torch.get_default_device()
         value = init(tuple(int(s) for s in shape), dtype=dtype, device=device)
-        parameter = nn.Parameter(value, requires_grad=bool(trainable) and self._trainable)
+        parameter = Variable(value, bool(trainable) and self._trainable, name=name, path=f"{self.name}/{name}")
         self.register_parameter(name, parameter)
         self._weight_names.append(name)
         self._weight_trainable[name] = bool(trainable)
@@ -429,10 +493,16 @@ class Layer(nn.Module, metaclass=_LayerMeta):
     def forward(self, inputs: Any, *args: Any, **kwargs: Any) -> Any:
         """Check and convert ``inputs`` (a tensor, a list or a dict of them), then run ``call``;
         collects activity losses."""
+        mixed = self._compute_dtype is not None
+        if mixed:  # weights read in `call` come cast to the compute dtype, as Keras's AutocastVariable
+            self.__dict__["_autocasting"] = True
         try:
             outputs = self.call(self._convert_inputs(inputs), *args, **kwargs)
         except _USER_ERRORS as error:  # name the layer in errors raised by its math
             raise self._labelled(error) from None
+        finally:
+            if mixed:
+                self.__dict__["_autocasting"] = False
         if self.activity_regularizer is not None:
             tensors = outputs if isinstance(outputs, (list, tuple)) else [outputs]
             self._activity_losses = [
@@ -507,14 +577,14 @@ class Layer(nn.Module, metaclass=_LayerMeta):
         if not inputs.is_floating_point():
             raise InputDtypeError(
                 f"{self._label}: expected a floating-point input (float16, bfloat16, float32 or float64); "
-                f"the layer computes in {dtype_name(reference.dtype)}. Received: dtype={dtype_name(inputs.dtype)}."
+                f"the layer computes in {dtype_name(self.compute_dtype)}. Received: dtype={dtype_name(inputs.dtype)}."
             )
         if inputs.device != reference.device:
             raise InputDeviceError(
                 f"{self._label}: the input must be on the weights' device {reference.device} (move one with "
                 f"`.to()`). Received: device={inputs.device}."
             )
-        return inputs.to(reference.dtype)
+        return inputs.to(self.compute_dtype)
 
     def _as_tensor(self, inputs: Any) -> torch.Tensor:
         if isinstance(inputs, torch.Tensor):
@@ -567,9 +637,20 @@ class Layer(nn.Module, metaclass=_LayerMeta):
 
     @property
     def dtype(self) -> torch.dtype:
-        """The weights' dtype (what floating inputs are cast to)."""
+        """The weights' dtype (Keras's ``variable_dtype``)."""
         reference = self._first_weight()
         return reference.dtype if reference is not None else (self._requested_dtype or torch.get_default_dtype())
+
+    @property
+    def compute_dtype(self) -> torch.dtype:
+        """The dtype inputs are cast to and the computation runs in: the weights' dtype, or the
+        half type of a mixed policy (``"mixed_float16"``, ``"mixed_bfloat16"``)."""
+        return self._compute_dtype or self.dtype
+
+    @property
+    def dtype_policy(self) -> str:
+        """Keras's name of the layer's dtype policy (``"float32"``, ``"mixed_bfloat16"``, ...)."""
+        return self._policy or dtype_name(self.dtype)
 
     def _sublayers(self) -> Iterable[Layer]:
         return (m for m in self.children() if isinstance(m, Layer))
@@ -587,6 +668,11 @@ class Layer(nn.Module, metaclass=_LayerMeta):
         """Set the weights from arrays in Keras's order and layout, as ``keras.Layer.set_weights``."""
         self._require_built("set_weights")
         targets = list(self.walk_weights())
+        if isinstance(weights, (str, bytes, Mapping)) or not isinstance(weights, Sequence | np.ndarray):
+            raise ArgumentTypeError(
+                f"{self._label}: `set_weights` takes a list of arrays in Keras's order "
+                f"({', '.join(t.path for t in targets)}). Received: weights of type {type(weights).__name__}."
+            )
         if len(weights) != len(targets):
             raise WeightShapeError(
                 f"{self._label}: expected {len(targets)} weights ({', '.join(t.path for t in targets)}). "
@@ -594,7 +680,7 @@ class Layer(nn.Module, metaclass=_LayerMeta):
             )
         values = []
         for (path, owner, declared, parameter), value in zip(targets, weights):
-            value = torch.as_tensor(np.asarray(value) if not isinstance(value, torch.Tensor) else value)
+            value = _numeric_tensor(owner._label, path, value)
             if declared is not None:
                 declared.check(owner._label, tuple(value.shape), owner._sizes)
             elif tuple(value.shape) != tuple(parameter.shape):
@@ -602,8 +688,8 @@ class Layer(nn.Module, metaclass=_LayerMeta):
                     f"{owner._label}: weight `{path}` must have shape {tuple(parameter.shape)}. "
                     f"Received: shape={tuple(value.shape)}."
                 )
-            values.append((parameter, value))
-        with torch.no_grad():  # all shapes checked first: a failed call changes nothing
+            values.append((parameter, value.to(dtype=parameter.dtype, device=parameter.device)))
+        with torch.no_grad():  # every value checked and converted first: a failed call changes nothing
             for parameter, value in values:
                 parameter.copy_(value)
 
@@ -617,14 +703,17 @@ class Layer(nn.Module, metaclass=_LayerMeta):
 
     def __getattr__(self, name: str) -> Any:
         try:
-            return super().__getattr__(name)
+            value = super().__getattr__(name)
         except AttributeError:
             views = type(self)._gate_views
             if name in views:
                 weight, index = views[name]
                 self._require_built(name)
-                return weight.gate_slice(self._parameters[weight.name], index)
+                return weight.gate_slice(getattr(self, weight.name), index)
             raise
+        if self.__dict__.get("_autocasting") and name in self._parameters and value.is_floating_point():
+            return value.to(self._compute_dtype)
+        return value
 
     def __setattr__(self, name: str, value: Any) -> None:
         """Assigning a gate view (``lstm.kernel_i = value``) writes through into the fused
@@ -633,21 +722,13 @@ class Layer(nn.Module, metaclass=_LayerMeta):
             super().__setattr__(name, value)
             return
         view = self.__getattr__(name)
-        try:
-            array = value.detach().cpu().numpy() if isinstance(value, torch.Tensor) else np.asarray(value)
-        except Exception:
-            array = None
-        if array is None or array.dtype.kind not in "biuf":
-            raise ArgumentTypeError(
-                f"{self._label}: weight `{name}` takes a tensor or array of numbers of shape {tuple(view.shape)}. "
-                f"Received: {name} of type {type(value).__name__}."
-            )
-        if tuple(array.shape) != tuple(view.shape):
+        tensor = _numeric_tensor(self._label, name, value)
+        if tuple(tensor.shape) != tuple(view.shape):
             raise WeightShapeError(
-                f"{self._label}: weight `{name}` must have shape {tuple(view.shape)}. Received: shape={tuple(array.shape)}."
+                f"{self._label}: weight `{name}` must have shape {tuple(view.shape)}. Received: shape={tuple(tensor.shape)}."
             )
         with torch.no_grad():
-            view.copy_(torch.from_numpy(np.ascontiguousarray(array)).to(view.dtype))
+            view.copy_(tensor.to(dtype=view.dtype, device=view.device))
 
     # -- regularization and constraints -------------------------------------------------------
 
@@ -670,7 +751,7 @@ class Layer(nn.Module, metaclass=_LayerMeta):
 
     def get_config(self) -> dict[str, Any]:
         """Constructor arguments, JSON-serialisable, with Keras's names."""
-        config: dict[str, Any] = {"name": self.name, "trainable": self.trainable, "dtype": dtype_name(self.dtype)}
+        config: dict[str, Any] = {"name": self.name, "trainable": self.trainable, "dtype": self.dtype_policy}
         if self.activity_regularizer is not None:
             config["activity_regularizer"] = regularizers.serialize(self.activity_regularizer)
         return config
@@ -737,6 +818,43 @@ class Layer(nn.Module, metaclass=_LayerMeta):
 
 
 _MISSING = object()
+
+
+def _forward_of(cls: type) -> Callable[..., Any]:
+    """``Layer.forward`` under a code object of the class's own. ``torch.compile`` keeps what
+    it learns about input shapes (automatic dynamic shapes) per code object: with one shared
+    ``forward``, a Dense compiled at two batch sizes would make the next layer class compile
+    with dynamic shapes too."""
+    shared = Layer.forward
+    code = shared.__code__.replace(co_name=f"forward_{cls.__name__}", co_qualname=f"{cls.__qualname__}.forward")
+    forward = types.FunctionType(code, shared.__globals__, "forward", shared.__defaults__, shared.__closure__)
+    forward.__doc__, forward.__qualname__, forward.__module__ = shared.__doc__, f"{cls.__qualname__}.forward", shared.__module__
+    forward.__annotations__ = shared.__annotations__
+    return forward
+
+
+def _numeric_tensor(label: str, weight: str, value: Any) -> torch.Tensor:
+    """``value`` (a tensor, array, number or nested list of numbers) as a real tensor, or an
+    error that names the layer and the weight: never ``None``, strings, objects or complex
+    numbers (whose imaginary part a weight would silently drop)."""
+    if isinstance(value, torch.Tensor):
+        kind = "c" if value.is_complex() else ("f" if value.is_floating_point() else "i")
+        tensor = value.detach()
+    else:
+        try:
+            array = np.asarray(value)
+        except Exception:  # ragged nested lists
+            array = np.asarray(None)
+        kind, tensor = array.dtype.kind, None
+        if kind in "biuf":
+            tensor = torch.from_numpy(np.array(array, order="C"))
+    if kind == "c":
+        raise ArgumentTypeError(f"{label}: weight `{weight}` takes real numbers; a complex value would lose its imaginary part. "
+                                f"Received: {weight} of dtype complex.")
+    if tensor is None:
+        raise ArgumentTypeError(f"{label}: weight `{weight}` takes a tensor or an array of numbers. "
+                                f"Received: {weight} of type {type(value).__name__}.")
+    return tensor
 
 
 def _to_numpy(value: torch.Tensor) -> np.ndarray:

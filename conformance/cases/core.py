@@ -45,6 +45,7 @@ DENSE_CASES = (
     Case(Dense, "lora-r2", {"units": 7, "lora_rank": 2}, (3, 5)),
     Case(Dense, "lora-r2-alpha3", {"units": 7, "lora_rank": 2, "lora_alpha": 3.0}, (3, 5)),
     Case(Dense, "half-relu", {"units": 9, "activation": "relu"}, (4, 11), dtypes=("float16", "bfloat16")),
+    Case(Dense, "mixed-relu", {"units": 9, "activation": "relu"}, (4, 11), dtypes=("mixed_float16", "mixed_bfloat16")),
 )
 
 DENSE_ERRORS = (

@@ -62,6 +62,7 @@ OTHERS = (
     Case(LSTM, "wide-float64", {"units": 6, "return_sequences": True}, (2, 9, 3), call={"mask": "right"}, expect={"path": "fused"}, dtypes=("float32", "float64")),
     Case(LSTM, "loop-float64", {"units": 5, "activation": "relu", "return_state": True}, (2, 6, 3), expect={"path": "loop"}, dtypes=("float64",)),
     Case(LSTM, "half", {"units": 8, "return_sequences": True}, (2, 6, 5), dtypes=("float16", "bfloat16")),
+    Case(LSTM, "mixed", {"units": 8, "return_sequences": True}, (2, 6, 5), dtypes=("mixed_float16", "mixed_bfloat16")),
 )
 
 _LSTM = r"^`LSTM` layer 'lstm': "

@@ -12,6 +12,7 @@ import torch
 import torch.nn.functional as F
 
 from xlayers import activations
+from xlayers.layer import Layer
 from xlayers.layers.core import Dense
 
 from .plant import Plant, ScaleGrad, drop_constructor_argument, swap_activation
@@ -133,5 +134,23 @@ PLANTS: tuple[Plant, ...] = (
         ("dense/rank2-bias1",),
         _grad_bias_detached,
         gradient_only=True,
+    ),
+)
+
+
+def _mixed_policy_computed_in_float32() -> ContextManager[Any]:
+    # a port that keeps the float32 weights of a mixed_float16 model and computes in float32 too
+    return mock.patch.object(Layer, "compute_dtype", property(lambda self: self.dtype))
+
+
+PLANTS = (
+    *PLANTS,
+    Plant(
+        "mixed-policy-computed-in-float32",
+        "a Keras mixed_float16/mixed_bfloat16 model ported with its float32 weights and run in float32: outputs close "
+        "to Keras's within half-precision tolerance, but in the wrong dtype",
+        ("dense/mixed-relu", "lstm/mixed"),
+        _mixed_policy_computed_in_float32,
+        dtype="mixed_float16",
     ),
 )

@@ -27,6 +27,7 @@ class Plant:
         case_ids: registry case ids that can see the fault (at least one must fail).
         install: a zero-argument factory of the context manager that installs the fault.
         gradient_only: the forward pass stays exact; only gradients are wrong.
+        dtype: the record's dtype its cases run in (a mixed policy for a mixed-precision fault).
         harness_gap: empty for a plant the harness catches. Otherwise why the harness, as it
             stands, misses it (or catches it only by crashing): the plant stays registered,
             unweakened, as a strict expected failure that turns into a test failure once the
@@ -39,6 +40,7 @@ class Plant:
     install: Callable[[], ContextManager[None]]
     gradient_only: bool = False
     harness_gap: str = ""
+    dtype: str = "float32"
 
     def installed(self) -> ContextManager[None]:
         """The fault, installed for the duration of a ``with`` block."""
