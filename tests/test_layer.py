@@ -57,6 +57,15 @@ def test_unique_default_names():
     assert names == ["dense", "dense_1", "linear", "head"]
 
 
+def test_a_failed_construction_gives_its_default_name_back():
+    xlayers.clear_session()
+    with pytest.raises(ArgumentError):
+        Dense(0)
+    with pytest.raises(InputShapeError):
+        xlayers.Conv2D(2, 5, input_shape=(3, 3, 1))  # fails while building eagerly
+    assert Dense(2).name == "dense" and xlayers.Conv2D(2, 3).name == "conv2d"
+
+
 def test_add_weight_after_build_is_refused():
     layer = Linear(2)
     layer(torch.randn(1, 3))
@@ -260,7 +269,7 @@ def test_assigning_a_gate_view_writes_through_or_refuses(cls, name):
     before = getattr(layer, weight.name).detach().clone()
     with pytest.raises(WeightShapeError, match=rf"weight `{name}` must have shape {re.escape(str(tuple(view.shape)))}\. Received: shape=\(\)"):
         setattr(layer, name, 1.0)
-    with pytest.raises(ArgumentTypeError, match=rf"weight `{name}` takes a tensor or array of numbers.*Received: {name} of type str"):
+    with pytest.raises(ArgumentTypeError, match=rf"weight `{name}` takes a tensor or an array of numbers.*Received: {name} of type str"):
         setattr(layer, name, "x")
     assert torch.equal(getattr(layer, weight.name), before)  # a refused assignment changes nothing
 

@@ -216,13 +216,19 @@ class _LayerMeta(type):
     construction when ``input_shape=`` was given."""
 
     def __call__(cls, *args: Any, **kwargs: Any) -> Any:
+        names = dict(_NAME_COUNTS)  # a failed construction gives its default name back
         layer = cls.__new__(cls)
         try:
-            layer.__init__(*args, **kwargs)
-        except _USER_ERRORS as error:
-            raise layer._labelled(error) from None
-        if layer._eager_input_shape is not None and not layer.built:
-            layer._build(layer._eager_input_shape, device=None)
+            try:
+                layer.__init__(*args, **kwargs)
+            except _USER_ERRORS as error:
+                raise layer._labelled(error) from None
+            if layer._eager_input_shape is not None and not layer.built:
+                layer._build(layer._eager_input_shape, device=None)
+        except BaseException:
+            _NAME_COUNTS.clear()
+            _NAME_COUNTS.update(names)
+            raise
         return layer
 
 
