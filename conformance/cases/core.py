@@ -106,3 +106,16 @@ LAYERS = (
     LayerInfo(Dense, DENSE_CASES, DENSE_ERRORS, deviations=DENSE_DEVIATIONS, onnx_group=_dense_onnx_group),
     LayerInfo(Masking, MASKING_CASES, MASKING_ERRORS, driver=MaskingDriver()),
 )
+
+
+# -- Identity ---------------------------------------------------------------------------------
+
+from xlayers import Identity
+
+
+IDENTITY_CASES = (
+    Case(Identity, "tensor", {}, (2, 7, 5)),
+    Case(Identity, "list", {}, [(2, 3), (2, 5, 4)]),
+)
+
+LAYERS = (*LAYERS, LayerInfo(Identity, IDENTITY_CASES))

@@ -218,3 +218,35 @@ class Masking(Layer):
 
     def get_config(self) -> dict[str, Any]:
         return {**super().get_config(), "mask_value": self.mask_value}
+
+
+class Identity(Layer):
+    """The identity: ``outputs = inputs``, the same tensor (or list/dict of tensors).
+
+    Keras's ``Identity`` layer, a placeholder where no operation is performed; the mask
+    passes through.
+
+    Input shape:
+        any (a tensor, or a list or dict of tensors).
+
+    Output shape:
+        the input's.
+
+    Example:
+        >>> x = torch.randn(2, 3)
+        >>> Identity()(x) is x
+        True
+    """
+
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.supports_masking = True
+
+    def call(self, inputs: Any) -> Any:
+        return inputs
+
+    def compute_output_shape(self, input_shape: Any) -> Any:
+        return input_shape
+
+
+__all__ += ["Identity"]
