@@ -219,3 +219,63 @@ def test_dynamic_axes_outside_the_input_are_refused(tmp_path):
     with pytest.raises(ArgumentError, match=r"`dynamic_axes` must map axes of the first input \(0 to 1\) to names\. Received: dynamic_axes=\{5: 'x'\}"):
         export(module, torch.randn(2, 3), tmp_path / "d.onnx", dynamic_axes={5: "x"})
     assert not os.listdir(tmp_path)
+
+
+# -- several inputs (merging layers) ---------------------------------------------------------
+
+
+def _graph_inputs(path):
+    import onnx
+
+    return [(i.name, [d.dim_param or d.dim_value for d in i.type.tensor_type.shape.dim]) for i in onnx.load(str(path)).graph.input]
+
+
+@pytest.mark.parametrize(
+    "make, shapes, expected_ops, exact",
+    [
+        (lambda: xlayers.Add(), [(3, 5, 7), (3, 5, 7)], {"Add": 1}, True),
+        (lambda: xlayers.Concatenate(axis=1), [(3, 5, 4), (3, 2, 4), (3, 1, 4)], {"Concat": 1}, True),
+        (lambda: xlayers.Add(), [(3, 5, 7), (3, 7)], {"Add": 1, "Unsqueeze": 1}, True),  # Keras's lower-rank broadcast
+        (lambda: xlayers.Dot(axes=(1, 2), normalize=True), [(3, 5, 4), (3, 6, 5)], {"Einsum": 1}, False),
+    ],
+    ids=["add", "concatenate", "add-lower-rank", "dot-normalize"],
+)
+def test_a_list_input_exports_one_graph_input_per_tensor_with_a_dynamic_batch_each(tmp_path, make, shapes, expected_ops, exact):
+    inputs = [torch.randn(*s) for s in shapes]
+    layer = make()
+    layer(inputs)
+    result = export(layer, inputs, tmp_path / "m.onnx", verbose=False)
+    for op, count in expected_ops.items():
+        assert result.node_counts.get(op, 0) == count, result.node_counts
+    if exact:  # one node (and the Unsqueeze of Keras's broadcast), nothing else
+        assert result.node_counts == expected_ops, result.node_counts
+    graph_inputs = _graph_inputs(tmp_path / "m.onnx")
+    assert [name for name, _ in graph_inputs] == [f"inputs_{i}" for i in range(len(shapes))]
+    batch = {dims[0] for _, dims in graph_inputs}
+    assert len(batch) == 1 and isinstance(batch.pop(), str)  # one dynamic batch, shared by every input
+    assert [dims[1:] for _, dims in graph_inputs] == [list(s[1:]) for s in shapes]
+    assert all(s[0] != shapes[0][0] for s in result.checked_shapes) and len(result.checked_shapes) == 2
+    bigger = [np.random.randn(6, *s[1:]).astype(np.float32) for s in shapes]
+    assert_close(run(tmp_path / "m.onnx", *bigger)[0], layer([torch.from_numpy(b) for b in bigger]).detach())
+
+
+def test_a_list_input_may_also_be_one_positional_argument_and_repeat_a_tensor(tmp_path):
+    layer = xlayers.Multiply()
+    x = torch.randn(2, 3)
+    layer([x, x])
+    result = export(layer, ([x, x],), tmp_path / "m.onnx", verbose=False)  # the same tensor twice: still two inputs
+    assert result.node_counts == {"Mul": 1}
+    assert [name for name, _ in _graph_inputs(tmp_path / "m.onnx")] == ["inputs_0", "inputs_1"]
+    a, b = np.random.randn(4, 3).astype(np.float32), np.random.randn(4, 3).astype(np.float32)
+    assert_close(run(tmp_path / "m.onnx", a, b)[0], a * b)
+
+
+def test_dynamic_axes_outside_a_list_input_are_refused(tmp_path):
+    layer = xlayers.Add()
+    inputs = [torch.randn(2, 3, 4), torch.randn(2, 4)]
+    layer(inputs)
+    with pytest.raises(ArgumentError, match=r"`dynamic_axes` must map axes of every tensor of the first input \(0 to 1\) to names\. Received: dynamic_axes=\{2: 'x'\}"):
+        export(layer, inputs, tmp_path / "d.onnx", dynamic_axes={2: "x"})
+    with pytest.raises(ArgumentError, match=r"`example_inputs` must be a tensor, a list of tensors \(one argument holding several inputs\) or a tuple"):
+        export(layer, [], tmp_path / "d.onnx")
+    assert not os.listdir(tmp_path)

@@ -15,6 +15,11 @@ anything is written; ``onnx_dynamic_axes()`` gives the axes of the input that st
 (their union over the layers); ``onnx_translations()`` gives the ONNX translations of the
 layers' own custom ops, which live beside each layer.
 
+Several inputs: a layer called on a list of tensors (Keras's merging layers) is exported from a
+list of example tensors (one argument holding several inputs, ``export(add, [a, b], path)``,
+or ``([a, b],)`` among positional inputs); each becomes a graph input of its own
+(``inputs_0``, ``inputs_1``, ...), every one with the dynamic axes.
+
 A mask example input (a boolean tensor after the first input) is accepted when some layer
 in the module takes a ``mask`` in its ``call``; it becomes ONNX's ``sequence_lens``: the
 exported graph takes masks as right-padded, Keras's own cuDNN condition, and counts each
@@ -41,7 +46,7 @@ from torch import nn
 
 from .errors import ArgumentError, ExportError, NotBuiltError
 from .files import publish
-from .layer import Layer
+from .layer import Layer, map_structure
 from .tolerance import compare
 
 __all__ = ["ExportResult", "SUPPORTED_OPSETS", "export", "remove_inverse_transposes"]
@@ -120,9 +125,33 @@ def _label(module: nn.Module) -> str:
     return module._label if isinstance(module, Layer) else f"`{type(module).__name__}`"
 
 
+def _leaves(structure: Any) -> list[Any]:
+    found: list[Any] = []
+    map_structure(found.append, structure)
+    return found
+
+
+def _input_names(inputs: tuple[Any, ...]) -> list[str]:
+    """One graph input name per tensor: ``inputs`` for the first positional input, ``inputs_<i>`` for
+    the others; the tensors of a list (or dict) argument add their index (or key): ``inputs_0``, ..."""
+    names: list[str] = []
+    for position, argument in enumerate(inputs):
+        base = "inputs" if position == 0 else f"inputs_{position}"
+        if isinstance(argument, torch.Tensor):
+            keys: list[Any] = [None]
+        else:
+            keys = list(argument) if isinstance(argument, Mapping) else list(range(len(argument)))
+        for key in keys:
+            name = base if key is None else f"{base}_{key}"
+            while name in names:
+                name += "_"
+            names.append(name)
+    return names
+
+
 def export(
     module: nn.Module,
-    example_inputs: torch.Tensor | Sequence[torch.Tensor],
+    example_inputs: torch.Tensor | Sequence[Any],
     path: str | os.PathLike,
     *,
     opset: int = DEFAULT_OPSET,
@@ -135,10 +164,13 @@ def export(
 
     Args:
         module: a built xlayers layer or model (or any torch module holding them).
-        example_inputs: the input (or tuple of positional inputs) to trace with.
+        example_inputs: the input to trace with: a tensor; a list of tensors, one argument
+            holding several inputs (a layer called on a list, as Keras's merging layers); or a
+            tuple of positional inputs, each a tensor or such a list.
         path: where the ``.onnx`` file goes; written atomically (temporary file, then rename).
         opset: ONNX opset, one of ``SUPPORTED_OPSETS``.
-        dynamic_axes: ``{axis: name}`` for the first input; default: the union of the
+        dynamic_axes: ``{axis: name}`` for the first input (for each tensor of a first input
+            that is a list); default: the union of the
             layers' ``onnx_dynamic_axes()`` (``{0: "batch"}``, plus ``{1: "time"}`` for a
             recurrent layer).
         verify: run the checker and onnxruntime before writing (on by default).
@@ -159,10 +191,14 @@ def export(
         )
     layers = _layers(module)
     _refuse_inexpressible(layers, label)
-    inputs = (example_inputs,) if isinstance(example_inputs, torch.Tensor) else tuple(example_inputs)
-    if not inputs or not all(isinstance(t, torch.Tensor) for t in inputs):
-        raise ArgumentError(f"{label}: `example_inputs` must be a tensor or a tuple of tensors. Received: {type(example_inputs).__name__}.")
-    masks = [t for t in inputs[1:] if t.dtype == torch.bool]
+    inputs = (example_inputs,) if isinstance(example_inputs, (torch.Tensor, list, Mapping)) else tuple(example_inputs)
+    if not inputs or not all(_is_input(argument) for argument in inputs):
+        raise ArgumentError(
+            f"{label}: `example_inputs` must be a tensor, a list of tensors (one argument holding several inputs) "
+            f"or a tuple of positional inputs. Received: {type(example_inputs).__name__}."
+        )
+    inputs = _distinct(inputs)
+    masks = [t for argument in inputs[1:] for t in _leaves(argument) if t.dtype == torch.bool]
     if masks and not any(_takes_mask(layer) for layer in layers):
         raise ExportError(
             f"{label}: only layers whose `call` takes a `mask` (recurrent layers) take a mask example input; "
@@ -170,12 +206,13 @@ def export(
         )
     if dynamic_axes is None:
         dynamic_axes = _dynamic_axes(layers)
-    rank = inputs[0].dim()
+    rank = min(t.dim() for t in _leaves(inputs[0]))
     if not isinstance(dynamic_axes, Mapping) or not all(
         isinstance(a, int) and not isinstance(a, bool) and 0 <= a < rank and isinstance(n, str) and n for a, n in dynamic_axes.items()
     ):
+        what = "the first input" if isinstance(inputs[0], torch.Tensor) else "every tensor of the first input"
         raise ArgumentError(
-            f"{label}: `dynamic_axes` must map axes of the first input (0 to {rank - 1}) to names. "
+            f"{label}: `dynamic_axes` must map axes of {what} (0 to {rank - 1}) to names. "
             f"Received: dynamic_axes={dynamic_axes!r}."
         )
     target = Path(path)
@@ -202,6 +239,28 @@ def export(
         with contextlib.suppress(FileNotFoundError):
             os.unlink(temporary)
         raise
+
+
+def _distinct(inputs: tuple[Any, ...]) -> tuple[Any, ...]:
+    """``inputs`` with a tensor given twice (``[x, x]``) copied: each stays a graph input of its own
+    (the exporter would take one tensor for both)."""
+    seen: set[int] = set()
+
+    def once(tensor: torch.Tensor) -> torch.Tensor:
+        if id(tensor) in seen:
+            return tensor.clone()
+        seen.add(id(tensor))
+        return tensor
+
+    return tuple(map_structure(once, argument) for argument in inputs)
+
+
+def _is_input(argument: Any) -> bool:
+    """A tensor, or a non-empty list, tuple or dict of tensors (one argument holding several inputs)."""
+    if isinstance(argument, torch.Tensor):
+        return True
+    values = list(argument.values()) if isinstance(argument, Mapping) else argument if isinstance(argument, (list, tuple)) else None
+    return bool(values) and all(isinstance(t, torch.Tensor) for t in values)
 
 
 @contextlib.contextmanager
@@ -233,7 +292,7 @@ def _registry(opset: int, translations: Mapping[Any, Any]) -> Any:
     return _REGISTRIES[key]
 
 
-def _trace(module: nn.Module, inputs: tuple[torch.Tensor, ...], dynamic_axes: Mapping[int, str], translations: Mapping[Any, Any],
+def _trace(module: nn.Module, inputs: tuple[Any, ...], dynamic_axes: Mapping[int, str], translations: Mapping[Any, Any],
            opset: int, path: str, label: str) -> None:
     # torch 2.13: the exporter registers while-loop decompositions of aten::lstm and aten::gru for
     # the duration of an export, and the ops' dispatch caches keep a stale entry afterwards, so a
@@ -243,9 +302,13 @@ def _trace(module: nn.Module, inputs: tuple[torch.Tensor, ...], dynamic_axes: Ma
         op._dispatch_cache.clear()
     dims = {axis: torch.export.Dim(name) for axis, name in dynamic_axes.items()}
     # a (batch, time) mask follows the input's batch and time axes
-    extra = tuple({a: d for a, d in dims.items() if a < 2} if t.dtype == torch.bool else {} for t in inputs[1:])
+    extra = tuple(
+        map_structure(lambda t: {a: d for a, d in dims.items() if a < 2} if t.dtype == torch.bool else {}, argument)
+        for argument in inputs[1:]
+    )
+    first = map_structure(lambda t: dims, inputs[0])  # every tensor of a list input: the same dynamic axes
     varargs = any(p.kind is p.VAR_POSITIONAL for p in inspect.signature(module.forward).parameters.values())
-    shapes = (dims, extra) if varargs and extra else (dims, *extra)  # Layer.forward(inputs, *args): nested
+    shapes = (first, extra) if varargs and extra else (first, *extra)  # Layer.forward(inputs, *args): nested
     quiet = logging.getLogger("torch.onnx._internal.exporter._registration")  # "torchvision is not installed"
     level = quiet.level
     quiet.setLevel(logging.ERROR)
@@ -255,7 +318,7 @@ def _trace(module: nn.Module, inputs: tuple[torch.Tensor, ...], dynamic_axes: Ma
             outputs = module(*inputs)
             count = 1 if isinstance(outputs, torch.Tensor) else len(outputs)
             output_names = ["output"] if count == 1 else [f"output_{i}" for i in range(count)]
-            input_names = ["inputs"] + [f"inputs_{i}" for i in range(1, len(inputs))]
+            input_names = _input_names(inputs)
             # torch.onnx.export(dynamo=True) with a registry built once (see _registry)
             from torch.onnx._internal.exporter import _core
 
@@ -293,7 +356,7 @@ def _optimize(path: str) -> None:
     ir.save(model, path)
 
 
-def _verify(module: nn.Module, inputs: tuple[torch.Tensor, ...], dynamic_axes: Mapping[int, str], path: str,
+def _verify(module: nn.Module, inputs: tuple[Any, ...], dynamic_axes: Mapping[int, str], path: str,
             result: ExportResult, seed: int, label: str) -> None:
     import onnx
     import onnxruntime as ort
@@ -309,23 +372,23 @@ def _verify(module: nn.Module, inputs: tuple[torch.Tensor, ...], dynamic_axes: M
     generator = torch.Generator().manual_seed(seed)
     worst_abs = worst_rel = worst_fraction = 0.0
     observed: list[tuple[dict[str, int], list[tuple[int, ...]]]] = []  # (dynamic sizes, output shapes) per run
+    dtype = _leaves(inputs[0])[0].dtype
     for grow in (2, 5):  # sizes other than the example's along every dynamic axis
-        shape = list(inputs[0].shape)
-        for axis in dynamic_axes:
-            shape[axis] = shape[axis] + grow
-        first = torch.randn(shape, generator=generator, dtype=inputs[0].dtype)
-        feeds = (first, *(_right_padded_mask(shape[0], shape[1], generator) if t.dtype == torch.bool else t for t in inputs[1:]))
+        # each tensor of a list input grows alike
+        first = map_structure(lambda t, grow=grow: _random_grown(t, dynamic_axes, grow, generator), inputs[0])
+        shape = list(_leaves(first)[0].shape)
+        feeds = (first, *(_right_padded_mask(shape[0], shape[1], generator) if _is_mask(t) else t for t in inputs[1:]))
         with torch.no_grad():
             expected = module(*feeds)
         expected = [expected] if isinstance(expected, torch.Tensor) else list(expected)
         try:
-            got = session.run(None, {n: t.numpy() for n, t in zip(names, feeds)})
+            got = session.run(None, {n: t.numpy() for n, t in zip(names, _leaves(feeds))})
         except Exception as error:
             raise ExportError(f"{label}: onnxruntime cannot run the exported graph at input shape {tuple(shape)}: {str(error).splitlines()[0]}") from error
         if len(got) != len(expected):
             raise ExportError(f"{label}: onnxruntime returned {len(got)} outputs, torch {len(expected)}.")
         for index, (ours, theirs) in enumerate(zip(got, expected)):
-            comparison = compare(ours, theirs, str(inputs[0].dtype).removeprefix("torch."), "cpu")
+            comparison = compare(ours, theirs, str(dtype).removeprefix("torch."), "cpu")
             worst_abs, worst_rel = max(worst_abs, comparison.max_abs_error), max(worst_rel, comparison.max_rel_error)
             worst_fraction = max(worst_fraction, comparison.bound_fraction)
             result.tolerance = (comparison.rtol, comparison.atol)
@@ -335,6 +398,18 @@ def _verify(module: nn.Module, inputs: tuple[torch.Tensor, ...], dynamic_axes: M
         observed.append(({name: shape[axis] for axis, name in dynamic_axes.items()}, [tuple(o.shape) for o in got]))
     result.max_abs_error, result.max_rel_error, result.bound_fraction = worst_abs, worst_rel, worst_fraction
     _annotate_outputs(path, observed)
+
+
+def _random_grown(tensor: torch.Tensor, dynamic_axes: Mapping[int, str], grow: int, generator: torch.Generator) -> torch.Tensor:
+    """A random tensor like ``tensor``, ``grow`` longer along every dynamic axis."""
+    size = list(tensor.shape)
+    for axis in dynamic_axes:
+        size[axis] = size[axis] + grow
+    return torch.randn(size, generator=generator, dtype=tensor.dtype)
+
+
+def _is_mask(argument: Any) -> bool:
+    return isinstance(argument, torch.Tensor) and argument.dtype == torch.bool
 
 
 def _right_padded_mask(batch: int, steps: int, generator: torch.Generator) -> torch.Tensor:
