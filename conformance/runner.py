@@ -170,7 +170,9 @@ def _run_keras(info: LayerInfo, twin: Any, data: _Data, memo: list[Any], upstrea
             for _, tensor in sources:
                 tape.watch(tensor)
             outputs = _leaves(twin(x, **kwargs))
-            loss = tf.add_n([tf.reduce_sum(o * tf.constant(g.astype(dtype))) for o, g in zip(outputs, upstream)]) if with_grad else None
+            # outputs of other shapes than xlayers' fail the output comparison; no gradient to take then
+            fits = with_grad and len(outputs) == len(upstream) and all(tuple(o.shape) == g.shape for o, g in zip(outputs, upstream))
+            loss = tf.add_n([tf.reduce_sum(o * tf.constant(g.astype(dtype))) for o, g in zip(outputs, upstream)]) if fits else None
         outputs_per_call.append([np.asarray(o) for o in outputs])
         if loss is not None:
             sources += [(path, v) for path, v in keras_variables(twin).items() if v.trainable]
