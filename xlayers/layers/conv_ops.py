@@ -40,13 +40,22 @@ import torch.nn.functional as F
 from xlayers.errors import ArgumentError, ArgumentTypeError, InputShapeError
 from xlayers.padding import normalize_padding, normalize_tuple, same_padding
 
-__all__ = ["conv", "conv_padded", "resolve_padding"]
+__all__ = [
+    "conv",
+    "conv_padded",
+    "conv_transpose",
+    "resolve_padding",
+    "transpose_crops",
+    "transpose_output_size",
+    "transpose_tails",
+]
 
 IntOrSeq = int | Sequence[int]
 Pair = tuple[int, int]
 PaddingArg = str | Sequence[Pair]
 
 _CONV_FNS = {1: F.conv1d, 2: F.conv2d, 3: F.conv3d}
+_CONV_TRANSPOSE_FNS = {1: F.conv_transpose1d, 2: F.conv_transpose2d, 3: F.conv_transpose3d}
 
 
 def _eff(k: int, d: int) -> int:
@@ -256,3 +265,200 @@ def _conv_shift(
     return _crop(y, skip, outs, contiguous)
 
 
+
+
+# -- transposed convolution ------------------------------------------------------------------
+#
+# TensorFlow's ``conv_transpose`` is the gradient of a convolution with respect to its input:
+# the "full" transposed output of an input of length ``I`` has ``L = (I - 1) * s + eff``
+# positions (``eff = (k - 1) * d + 1``); output ``o`` is full position ``o + before``, where
+# ``before`` is the 'same' pad that TF's forward convolution of the output length ``O`` would
+# put before its first step (0 for 'valid'). Keras fixes ``O = (I - 1) * s + tail`` with a
+# ``tail`` that depends on the configuration only (never on ``I``), so the crop is static:
+# ``before`` from the start, ``after = L - O - before = eff - tail - before`` from the end (a
+# negative ``after`` appends ``-after`` positions that no window reaches: the bias alone).
+#
+# torch's ``conv_transpose`` crops ``padding`` from both ends and then appends
+# ``output_padding`` positions, so it says ``before`` / ``after`` exactly when
+# ``output_padding = before - after >= 0``. TF's 'same' has ``after = before + 1`` whenever
+# the total crop ``eff - tail`` is odd (e.g. kernel 3, stride 2: crop (0, 1)), which would need
+# ``output_padding = -1``: torch cannot say it. The exact formulation then is
+# ``padding=before, output_padding=0`` (one position too many, at the end) and a ``narrow``
+# view that leaves it out: no copy, and one extra output row/column computed per axis. An
+# exported graph writes that case as one ``xlayers::conv_transpose`` op, which becomes one ONNX
+# ``ConvTranspose`` with asymmetric ``pads`` (ONNX says it directly).
+#
+# Speed: oneDNN's CPU transposed convolution runs about twice as slowly when torch's output
+# length is not a multiple of the stride (measured: batch 16, 28x28x64 -> 128, kernel 3, stride
+# 2: lengths 56 and 58 fast, 55 and 57 slow; stride 3: only 84 fast). Outside export, the
+# ``output_padding`` handed to torch grows to reach the next multiple where torch allows it, and
+# the narrow view drops the extra end positions too (``tools/bench_conv_transpose.py``).
+
+
+def transpose_tails(
+    kernel_size: Sequence[int],
+    strides: Sequence[int],
+    dilation_rate: Sequence[int],
+    padding: str,
+    output_padding: Sequence[int] | None,
+) -> tuple[int, ...]:
+    """Keras's ``O - (I - 1) * stride`` per axis (``backend_utils._get_output_shape_given_tf_padding``):
+    'valid': ``eff + output_padding`` (default ``max(eff, stride) - eff``); 'same': ``stride``
+    (``O = I * stride``), or ``eff % 2 + output_padding`` when ``output_padding`` is given."""
+    tails = []
+    for i, (k, s, d) in enumerate(zip(kernel_size, strides, dilation_rate)):
+        eff = _eff(k, d)
+        op = None if output_padding is None else output_padding[i]
+        if padding == "valid":
+            tails.append(eff + (max(eff, s) - eff if op is None else op))
+        else:
+            tails.append(s if op is None else eff % 2 + op)
+    return tuple(tails)
+
+
+def transpose_crops(
+    kernel_size: Sequence[int],
+    strides: Sequence[int],
+    dilation_rate: Sequence[int],
+    padding: str,
+    output_padding: Sequence[int] | None,
+) -> tuple[Pair, ...]:
+    """``(before, after)`` cropped off each end of the full transposed output (``after < 0``
+    appends positions), as TensorFlow: ``before`` is the 'same' pad TF's forward convolution
+    puts before the first step (``total // 2``; the odd element of the total goes at the end)."""
+    pairs = []
+    for k, s, d, tail in zip(kernel_size, strides, dilation_rate,
+                             transpose_tails(kernel_size, strides, dilation_rate, padding, output_padding)):
+        eff = _eff(k, d)
+        before = max(eff - tail, 0) // 2 if padding == "same" else 0
+        pairs.append((before, eff - tail - before))
+    return tuple(pairs)
+
+
+def transpose_output_size(
+    input_size: Sequence[int | None],
+    kernel_size: Sequence[int],
+    strides: Sequence[int],
+    dilation_rate: Sequence[int],
+    padding: str,
+    output_padding: Sequence[int] | None,
+) -> tuple[int | None, ...]:
+    """Spatial output sizes of a Keras transposed convolution (``None`` stays ``None``)."""
+    tails = transpose_tails(kernel_size, strides, dilation_rate, padding, output_padding)
+    return tuple(None if i is None else (i - 1) * s + t for i, s, t in zip(input_size, strides, tails))
+
+
+def conv_transpose(
+    inputs: torch.Tensor,
+    weight: torch.Tensor,
+    bias: torch.Tensor | None,
+    crops: Sequence[Pair],
+    *,
+    strides: Sequence[int],
+    dilation_rate: Sequence[int],
+) -> torch.Tensor:
+    """Transposed convolution of ``(N, C_in, *spatial)`` (channels-last memory kept) with a
+    torch-layout ``weight`` ``(C_in, C_out, *kernel)``, cropping ``crops`` (from
+    :func:`transpose_crops`) off the full output: torch's ``padding=before`` and
+    ``output_padding``, and a ``narrow`` view of the end positions torch cannot leave out (TF's
+    odd crop) or computes for speed (see above). Exported: the exact arguments, or one
+    ``xlayers::conv_transpose`` op for TF's odd crop."""
+    n = inputs.dim() - 2
+    ss, ds = tuple(strides), tuple(dilation_rate)
+    if n == 1 and inputs.stride(1) < inputs.stride(2) and not torch.compiler.is_exporting():
+        # a channels-last 1-D input as (N, C, 1, L): channels_last 2-D memory, as `conv_padded`
+        y = conv_transpose(inputs.unsqueeze(2), weight.unsqueeze(2), bias, ((0, 0), *crops),
+                           strides=(1, *ss), dilation_rate=(1, *ds))
+        return y.squeeze(2)
+    if torch.compiler.is_exporting():  # exact torch arguments, or one op that ONNX's ConvTranspose says
+        if any(a > b for b, a in crops):
+            return exported_conv_transpose(
+                inputs, weight, bias, list(ss), list(ds), [b for b, _ in crops], [a for _, a in crops]
+            )
+        return _conv_transpose_cropped(inputs, weight, bias, crops, ss, ds, fast=False)
+    return _conv_transpose_cropped(inputs, weight, bias, crops, ss, ds)
+
+
+def _conv_transpose_cropped(
+    inputs: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None, crops: Sequence[Pair],
+    strides: Sequence[int], dilation_rate: Sequence[int], fast: bool = True,
+) -> torch.Tensor:
+    # padding=before crops `before` off both ends; output_padding >= before - after appends the rest;
+    # what torch computes beyond the wanted end (TF's odd crop, and the `fast` extra) is left out by a
+    # narrow view. `fast`: oneDNN's transposed conv takes a slow path (~2x here) unless torch's output
+    # length is a multiple of the stride, so output_padding grows to the next multiple when torch
+    # allows it (< max(stride, dilation)); the length mod stride does not depend on the input size.
+    n = inputs.dim() - 2
+    output_padding, excess = [], []
+    for (b, a), k, s, d in zip(crops, weight.shape[2:], strides, dilation_rate):
+        need = max(b - a, 0)
+        op = need
+        if fast:
+            grown = need + (-(_eff(k, d) - 2 * b + need)) % s
+            op = grown if grown < max(s, d) else need
+        output_padding.append(op)
+        excess.append(op - need + max(a - b, 0))
+    y = _CONV_TRANSPOSE_FNS[n](
+        inputs, weight, bias, tuple(strides), tuple(b for b, _ in crops), tuple(output_padding), 1, tuple(dilation_rate)
+    )
+    return _CropEnd.apply(y, tuple(excess)) if any(excess) else y
+
+
+class _CropEnd(torch.autograd.Function):
+    """``narrow`` views leaving out ``excess`` positions at the end of each spatial dim, whose
+    backward zero-pads the gradient with ``F.pad`` (which keeps channels-last memory); the
+    backward of a plain ``narrow`` scatters into channels-first zeros, which oneDNN then
+    re-lays (measured ~1.2x slower forward + backward)."""
+
+    @staticmethod
+    def forward(ctx, y: torch.Tensor, excess: tuple[int, ...]) -> torch.Tensor:  # type: ignore[override]
+        ctx.excess = excess
+        for i, extra in enumerate(excess):
+            if extra:
+                y = y.narrow(2 + i, 0, y.shape[2 + i] - extra)
+        return y
+
+    @staticmethod
+    def backward(ctx, grad: torch.Tensor) -> tuple[torch.Tensor, None]:  # type: ignore[override]
+        return F.pad(grad, _flat_pad([(0, e) for e in ctx.excess])), None
+
+
+@torch.library.custom_op("xlayers::conv_transpose", mutates_args=())
+def exported_conv_transpose(
+    inputs: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None, strides: list[int],
+    dilation_rate: list[int], crop_before: list[int], crop_after: list[int],
+) -> torch.Tensor:
+    """A transposed convolution cropping ``(crop_before, crop_after)`` off the full output, as
+    one op: exists for export, where it becomes one ONNX ``ConvTranspose`` with asymmetric
+    ``pads`` (`conv_transpose_translation`)."""
+    crops = tuple(zip(crop_before, crop_after))
+    return _conv_transpose_cropped(inputs, weight, bias, crops, strides, dilation_rate, fast=False).contiguous()
+
+
+@exported_conv_transpose.register_fake
+def _exported_conv_transpose_shape(inputs, weight, bias, strides, dilation_rate, crop_before, crop_after):
+    n = inputs.dim() - 2
+    sizes = [
+        (inputs.shape[2 + i] - 1) * strides[i] + _eff(weight.shape[2 + i], dilation_rate[i]) - crop_before[i] - crop_after[i]
+        for i in range(n)
+    ]
+    return inputs.new_empty((inputs.shape[0], weight.shape[1], *sizes))
+
+
+def conv_transpose_translation() -> Callable[..., object]:
+    """The ONNX translation of ``xlayers::conv_transpose``: one ``ConvTranspose`` whose
+    ``pads`` crop the full output asymmetrically (``output_padding`` appends where a crop is
+    negative). Imports onnxscript: call it only when exporting."""
+    from onnxscript import opset18 as op
+
+    def xlayers_conv_transpose(inputs, weight, bias, strides, dilation_rate, crop_before, crop_after):
+        # (unannotated on purpose: torch's exporter reads annotations as ONNX attribute types)
+        pads = [max(b, 0) for b in crop_before] + [max(a, 0) for a in crop_after]
+        output_padding = [max(-a, 0) for a in crop_after]
+        if bias is None:
+            return op.ConvTranspose(inputs, weight, strides=strides, dilations=dilation_rate, pads=pads,
+                                    output_padding=output_padding)
+        return op.ConvTranspose(inputs, weight, bias, strides=strides, dilations=dilation_rate, pads=pads,
+                                output_padding=output_padding)
+
+    return xlayers_conv_transpose
