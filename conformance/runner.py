@@ -142,7 +142,7 @@ def _run_xlayers(info: LayerInfo, layer: Layer, data: _Data, memo: list[Any], de
         info.driver.after_call(layer, memo)
         outputs_per_call.append([_numpy(o) for o in outputs])
         dtypes = [dtype_name(o.dtype) for o in outputs]
-        if with_grad:
+        if with_grad and any(o.requires_grad for o in outputs):  # integer inputs into a weightless layer take none
             sum((o * torch.from_numpy(g).to(device=device, dtype=o.dtype)).sum() for o, g in zip(outputs, upstream)).backward()
             sources = _named_leaves("input", x) + [pair for k, v in kwargs.items() for pair in _named_leaves(k, v)]
             sources += [(entry.path, entry.parameter) for entry in layer.walk_weights()]

@@ -578,8 +578,8 @@ class Layer(nn.Module, metaclass=_LayerMeta):
                     f"`.to()`). Received: device={inputs.device}."
                 )
             return inputs
-        if reference is None:
-            return inputs
+        if reference is None:  # no weights: the input's dtype, or a mixed policy's half type (Keras's autocast)
+            return inputs.to(self._compute_dtype) if self._compute_dtype is not None and inputs.is_floating_point() else inputs
         if not inputs.is_floating_point():
             raise InputDtypeError(
                 f"{self._label}: expected a floating-point input (float16, bfloat16, float32 or float64); "

@@ -103,13 +103,13 @@ def compare(
     magnitude = np.where(np.isfinite(e), np.abs(e), 0.0)
     scale = np.maximum(1.0, magnitude) if elementwise else np.full(e.shape, max(1.0, float(np.max(magnitude))))
     with np.errstate(invalid="ignore"):
-        diff = np.abs(a - e)
+        diff = np.asarray(np.abs(a - e))  # an array even for 0-d inputs (scalar weights)
     diff[(a == e) | (np.isnan(a) & np.isnan(e))] = 0.0
     diff[np.isnan(diff)] = np.inf
     bound = rtol * np.abs(e) + atol * scale
     bad = diff > bound
     with np.errstate(invalid="ignore"):
-        rel = diff / np.maximum(np.abs(e), REL_FLOOR * scale)
+        rel = np.asarray(diff / np.maximum(np.abs(e), REL_FLOOR * scale))
     with np.errstate(divide="ignore", invalid="ignore"):
         fraction = np.where(diff == 0.0, 0.0, diff / bound)
     rel[np.isnan(rel)] = 0.0  # an infinite diff at an infinite expected value counts in `diff` and `bad`

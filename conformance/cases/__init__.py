@@ -8,7 +8,19 @@ from __future__ import annotations
 from collections.abc import Iterable
 
 from ..case import Case, LayerInfo
-from . import activations, conv, core, image, merging, normalization, pooling, preprocessing, recurrent, regularization, reshaping
+from . import (
+    activations,
+    conv,
+    core,
+    image,
+    merging,
+    normalization,
+    pooling,
+    preprocessing,
+    recurrent,
+    regularization,
+    reshaping,
+)
 
 REGISTRY: tuple[LayerInfo, ...] = tuple(
     info for family in (core, conv, pooling, reshaping, normalization, activations, regularization, merging, image, preprocessing, recurrent) for info in family.LAYERS

@@ -17,7 +17,19 @@ every plant of `PLANTS` on its cases (CPU, float32).
 from __future__ import annotations
 
 from ..case import Case, LayerInfo
-from . import activations, conv, core, image, merging, normalization, pooling, preprocessing, recurrent, regularization, reshaping
+from . import (
+    activations,
+    conv,
+    core,
+    image,
+    merging,
+    normalization,
+    pooling,
+    preprocessing,
+    recurrent,
+    regularization,
+    reshaping,
+)
 from .plant import Plant
 
 __all__ = ["PLANTS", "Plant", "plant", "resolve"]

@@ -10,12 +10,14 @@ from typing import Any, ClassVar
 import torch
 
 from .. import activations
+from ..arguments import check_positive_int
+from ..arguments import data_format as check_data_format
 from ..errors import ArgumentError, InputShapeError
 from ..layer import InputSpec, Layer, Shape
 from ..layout import Weight
 from ..padding import normalize_padding, normalize_tuple, output_size
 from .conv_ops import conv, conv_transpose, conv_transpose_translation, transpose_crops, transpose_output_size
-from .core import LoraMixin, check_positive_int
+from .core import LoraMixin
 
 __all__ = [
     "BaseConv",
@@ -40,7 +42,6 @@ __all__ = [
     "separable_layout",
 ]
 
-_DATA_FORMATS = ("channels_last", "channels_first")
 
 
 def kernel_axes(rank: int) -> tuple[str, ...]:
@@ -165,12 +166,7 @@ class BaseConv(LoraMixin, Layer):
                 f"Received: strides={self.strides}, dilation_rate={self.dilation_rate}."
             )
         self.padding = normalize_padding(padding, allow_causal=allow_causal)
-        data_format = "channels_last" if data_format is None else str(data_format).lower()
-        if data_format not in _DATA_FORMATS:
-            raise ArgumentError(
-                f"`data_format` must be one of {list(_DATA_FORMATS)}. Received: data_format={data_format!r}."
-            )
-        self.data_format = data_format
+        self.data_format = check_data_format(data_format)
         self.activation = activations.get(activation)
         self.use_bias = bool(use_bias)
 

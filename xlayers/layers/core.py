@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import operator
 from collections.abc import Callable, Mapping
 from typing import Any
 
@@ -11,23 +10,14 @@ import torch
 import torch.nn.functional as F
 
 from .. import activations, initializers
+from ..arguments import check_positive_int
 from ..errors import ArgumentError, ArgumentTypeError
 from ..layer import InputSpec, Layer, Shape
 from ..layout import Weight
 
-__all__ = ["Dense", "LoraMixin", "Masking", "check_positive_int"]
+__all__ = ["Dense", "LoraMixin", "Masking"]
 
 
-def check_positive_int(argument: str, value: Any) -> int:
-    """``value`` as an int if it is a positive integer (numpy integers too, as Keras takes them),
-    else an :class:`ArgumentError` (the layer adds its label)."""
-    try:
-        number = operator.index(value) if not isinstance(value, bool) else 0
-    except TypeError:
-        number = 0
-    if number <= 0:
-        raise ArgumentError(f"`{argument}` must be a positive integer. Received: {argument}={value!r}.")
-    return number
 
 
 class LoraMixin:

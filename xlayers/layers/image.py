@@ -17,22 +17,17 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from ..arguments import check_positive_int
+from ..arguments import data_format as check_data_format
 from ..errors import ArgumentError, ArgumentTypeError
 from ..layer import InputSpec, Layer, Shape
 from ..padding import normalize_tuple
 from . import image_ops
-from .core import check_positive_int
 
 __all__ = ["BaseUpSampling", "CenterCrop", "Resizing", "UpSampling1D", "UpSampling2D", "UpSampling3D", "resample", "resize_images"]
 
-_DATA_FORMATS = ("channels_last", "channels_first")
 
 
-def _data_format(value: Any) -> str:
-    data_format = "channels_last" if value is None else str(value).lower()
-    if data_format not in _DATA_FORMATS:
-        raise ArgumentError(f"`data_format` must be one of {list(_DATA_FORMATS)}. Received: data_format={value!r}.")
-    return data_format
 
 
 def _interpolation(value: Any) -> str:
@@ -140,7 +135,7 @@ class BaseUpSampling(Layer):
             raise TypeError(f"`{type(self).__name__}` is abstract: use `UpSampling1D`, `UpSampling2D` or `UpSampling3D`.")
         super().__init__(**kwargs)
         self.size = normalize_tuple(size, self.rank, "size")
-        self.data_format = _data_format(data_format)
+        self.data_format = check_data_format(data_format)
         self.input_spec = InputSpec(ndim=self.rank + 2)
 
     @property
@@ -270,7 +265,7 @@ class _ImageLayer(Layer):
     def _init_image(self, height: Any, width: Any, data_format: Any) -> None:
         self.height = check_positive_int("height", height)
         self.width = check_positive_int("width", width)
-        self.data_format = _data_format(data_format)
+        self.data_format = check_data_format(data_format)
         self.input_spec = InputSpec(min_ndim=3, max_ndim=4)
         self._resampler = _Resampler()
 

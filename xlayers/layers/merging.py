@@ -11,13 +11,13 @@ op and mask.
 from __future__ import annotations
 
 import functools
-import operator
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any, ClassVar
 
 import numpy as np
 import torch
 
+from ..arguments import integer
 from ..errors import ArgumentError, ArgumentTypeError, InputShapeError
 from ..layer import _USER_ERRORS, InputSpec, Layer, Shape
 
@@ -337,14 +337,6 @@ class Minimum(Merge):
     _binary_op = staticmethod(torch.minimum)
 
 
-def _index(value: Any) -> int | None:
-    """``value`` as an int if it is an integer (numpy integers too, not bools), else ``None``."""
-    if isinstance(value, (bool, np.bool_)):
-        return None
-    try:
-        return operator.index(value)
-    except TypeError:
-        return None
 
 
 class Concatenate(Merge):
@@ -372,7 +364,7 @@ class Concatenate(Merge):
 
     def __init__(self, axis: int = -1, **kwargs: Any) -> None:
         super().__init__(**kwargs)
-        self.axis = _index(axis)
+        self.axis = integer(axis)
         if self.axis is None:
             raise ArgumentTypeError(f"`axis` must be an integer. Received: axis={axis!r}.")
 
@@ -454,7 +446,7 @@ class Dot(Merge):
 
     def __init__(self, axes: int | Sequence[int], normalize: bool = False, **kwargs: Any) -> None:
         super().__init__(**kwargs)
-        pair = [_index(a) for a in axes] if isinstance(axes, (list, tuple)) else [_index(axes)] * 2
+        pair = [integer(a) for a in axes] if isinstance(axes, (list, tuple)) else [integer(axes)] * 2
         if len(pair) != 2 or None in pair:
             error = ArgumentError if len(pair) != 2 else ArgumentTypeError
             raise error(f"`axes` must be an integer or a pair of integers (one axis per input). Received: axes={axes!r}.")

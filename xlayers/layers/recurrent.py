@@ -9,10 +9,10 @@ import numpy as np
 import torch
 
 from .. import activations, initializers
+from ..arguments import check_positive_int
 from ..errors import ArgumentError, ArgumentTypeError, InputShapeError
 from ..layer import InputSpec, Layer, Shape
 from ..layout import Weight
-from .core import check_positive_int
 from .recurrent_ops import LSTM_FUSED_ACTIVATIONS, is_activation, lstm, lstm_dropout_masks
 
 __all__ = ["BaseRNN", "LSTM"]

@@ -20,6 +20,7 @@ import numpy as np
 import torch
 
 from .. import regularizers
+from ..arguments import data_format as check_data_format
 from ..errors import ArgumentError, ArgumentTypeError, InputShapeError
 from ..layer import InputSpec, Layer, Shape
 
@@ -39,7 +40,6 @@ __all__ = [
 # SELU's constants (Klambauer et al., 2017), as Keras's AlphaDropout writes them.
 _SELU_ALPHA = 1.6732632423543772848170429916717
 _SELU_SCALE = 1.0507009873554804934193349852946
-_DATA_FORMATS = ("channels_last", "channels_first")
 
 
 def _fraction(argument: str, value: Any) -> float:
@@ -240,10 +240,7 @@ class BaseSpatialDropout(Dropout):
         super().__init__(rate, seed=seed, **kwargs)
         if data_format is not None and not self.HAS_DATA_FORMAT:
             raise ArgumentTypeError(f"unrecognized keyword arguments ['data_format']. Received: data_format={data_format!r}.")
-        data_format = "channels_last" if data_format is None else str(data_format).lower()
-        if data_format not in _DATA_FORMATS:
-            raise ArgumentError(f"`data_format` must be one of {list(_DATA_FORMATS)}. Received: data_format={data_format!r}.")
-        self.data_format = data_format
+        self.data_format = check_data_format(data_format)
         self.input_spec = InputSpec(ndim=self.rank + 2)
 
     def mask_shape(self, inputs: torch.Tensor) -> tuple[int, ...]:

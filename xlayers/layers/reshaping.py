@@ -12,7 +12,6 @@ warning), as here (`Layer.compute_mask` returns ``None``).
 from __future__ import annotations
 
 import math
-import operator
 from collections.abc import Sequence
 from typing import Any, ClassVar
 
@@ -20,6 +19,8 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from ..arguments import data_format as check_data_format
+from ..arguments import integer
 from ..errors import ArgumentError, ArgumentTypeError, InputShapeError
 from ..layer import InputSpec, Layer, Shape
 
@@ -41,25 +42,11 @@ __all__ = [
     "torch_pad",
 ]
 
-_DATA_FORMATS = ("channels_last", "channels_first")
 Pairs = tuple[tuple[int, int], ...]
 
 
-def _data_format(value: Any) -> str:
-    data_format = "channels_last" if value is None else str(value).lower()
-    if data_format not in _DATA_FORMATS:
-        raise ArgumentError(f"`data_format` must be one of {list(_DATA_FORMATS)}. Received: data_format={value!r}.")
-    return data_format
 
 
-def _index(value: Any) -> int | None:
-    """``value`` as an int (numpy integers too), or ``None`` if it is not an integer (bools are not)."""
-    if isinstance(value, (bool, np.bool_)):
-        return None
-    try:
-        return operator.index(value)
-    except TypeError:
-        return None
 
 
 def normalize_pairs(value: Any, rank: int, name: str) -> Pairs:
@@ -76,12 +63,12 @@ def normalize_pairs(value: Any, rank: int, name: str) -> Pairs:
     message = f"`{name}` must be {expected}. Received: {name}={value!r}."
 
     def pair(entry: Any) -> tuple[int, int]:
-        number = _index(entry)
+        number = integer(entry)
         if number is not None:
             return (number, number)
         if isinstance(entry, (str, bytes)) or not isinstance(entry, Sequence | np.ndarray):
             raise ArgumentTypeError(message)
-        numbers = tuple(_index(v) for v in entry)
+        numbers = tuple(integer(v) for v in entry)
         if any(v is None for v in numbers):
             raise ArgumentTypeError(message)
         if len(numbers) != 2:
@@ -90,7 +77,7 @@ def normalize_pairs(value: Any, rank: int, name: str) -> Pairs:
 
     if rank == 1:
         pairs: Pairs = (pair(value),)
-    elif _index(value) is not None:
+    elif integer(value) is not None:
         pairs = (pair(value),) * rank
     else:
         if isinstance(value, (str, bytes)) or not isinstance(value, Sequence | np.ndarray):
@@ -151,7 +138,7 @@ class Flatten(Layer):
 
     def __init__(self, data_format: str | None = None, **kwargs: Any) -> None:
         super().__init__(**kwargs)
-        self.data_format = _data_format(data_format)
+        self.data_format = check_data_format(data_format)
         self.input_spec = InputSpec(min_ndim=1)
 
     def call(self, inputs: torch.Tensor) -> torch.Tensor:
@@ -201,7 +188,7 @@ class Reshape(Layer):
         )
         if isinstance(target_shape, (str, bytes)) or not isinstance(target_shape, Sequence | np.ndarray):
             raise ArgumentTypeError(message)
-        sizes = tuple(_index(v) for v in target_shape)
+        sizes = tuple(integer(v) for v in target_shape)
         if any(v is None for v in sizes):
             raise ArgumentTypeError(message)
         if any(v < -1 for v in sizes) or sizes.count(-1) > 1:
@@ -272,7 +259,7 @@ class Permute(Layer):
         message = f"`dims` must be a permutation of 1 .. n (the sample's axes; the batch is 0). Received: dims={dims!r}."
         if isinstance(dims, (str, bytes)) or not isinstance(dims, Sequence | np.ndarray):
             raise ArgumentTypeError(message)
-        numbers = tuple(_index(v) for v in dims)
+        numbers = tuple(integer(v) for v in dims)
         if any(v is None for v in numbers):
             raise ArgumentTypeError(message)
         if sorted(numbers) != list(range(1, len(numbers) + 1)):  # type: ignore[type-var]
@@ -314,7 +301,7 @@ class RepeatVector(Layer):
 
     def __init__(self, n: int, **kwargs: Any) -> None:
         super().__init__(**kwargs)
-        number = _index(n)
+        number = integer(n)
         if number is None:
             raise ArgumentTypeError(f"`n` must be a positive integer. Received: n={n!r}.")
         if number <= 0:
@@ -347,7 +334,7 @@ class _SpatialPairs(Layer):
         if not hasattr(type(self), "rank"):
             raise TypeError(f"`{type(self).__name__}` is abstract: use one of its 1D, 2D or 3D layers.")
         super().__init__(**kwargs)
-        self.data_format = _data_format(data_format)
+        self.data_format = check_data_format(data_format)
         self.pairs = normalize_pairs(type(self).DEFAULT if value is None else value, self.rank, self.ARGUMENT)
         self.input_spec = InputSpec(ndim=self.rank + 2)
 
