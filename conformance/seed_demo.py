@@ -11,9 +11,9 @@ import numpy as np
 import torch
 
 import xlayers
+from xlayers.tolerance import compare
 
 from .keras_reference import keras_call, keras_twin
-from xlayers.tolerance import compare
 
 EXAMPLES: list[tuple[str, Callable[[], xlayers.Layer], tuple[int, ...]]] = [
     ("Dense", lambda: xlayers.Dense(units=128, activation="relu"), (32, 784)),

@@ -7,12 +7,12 @@ first input, and weights laid out as Keras lays them out.
 from . import activations as activations
 from . import constraints as constraints
 from . import initializers as initializers
+from . import layers as layers
 from . import regularizers as regularizers
 from .layer import InputSpec as InputSpec
 from .layer import Layer as Layer
 from .layer import apply_constraints as apply_constraints
 from .layer import clear_session as clear_session
-from . import layers as layers
 from .layers import *  # noqa: F403  (every public layer; the list is `xlayers.layers.__all__`)
 from .layout import Weight as Weight
 from .models import Sequential as Sequential

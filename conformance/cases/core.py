@@ -7,7 +7,7 @@ from typing import Any
 
 import numpy as np
 
-from xlayers import Dense, Masking, activations
+from xlayers import Dense, Identity, Masking, activations
 from xlayers.errors import ArgumentError, ArgumentTypeError, InputDtypeError, InputShapeError, UnknownNameError
 
 from ..case import Case, ErrorCase, LayerInfo
@@ -109,8 +109,6 @@ LAYERS = (
 
 
 # -- Identity ---------------------------------------------------------------------------------
-
-from xlayers import Identity
 
 
 IDENTITY_CASES = (
