@@ -400,7 +400,7 @@ def _onnx_refusal(info: LayerInfo, layer: Layer, case: Case, device: str, dtype:
     if dtype != "float32":
         return "checked in float32"
     if case.training:
-        return "dropout in training mode is random"
+        return "an exported graph is the inference graph (training-mode calls are not exported)"
     return layer.export_refusal() or info.driver.onnx_refusal(case)
 
 

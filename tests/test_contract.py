@@ -74,13 +74,14 @@ def test_weight_names_are_keras_names(info):
 def test_assign_load_keeps_one_dtype_per_layer(info):
     case, layer = _built(info)
     state = layer.state_dict()
+    dtypes = [w.dtype for w in layer.weights]
     if len(state) > 1:
         mixed = dict(state)
         first = next(iter(mixed))
         mixed[first] = mixed[first].double()
         with pytest.raises(WeightDtypeError, match=rf"assign=True.*{re.escape(first)} float64"):
             layer.load_state_dict(mixed, assign=True)
-        assert all(w.dtype == torch.float32 for w in layer.weights)
+        assert [w.dtype for w in layer.weights] == dtypes  # refused before anything was assigned
     layer.load_state_dict({k: v.double() for k, v in state.items()}, assign=True)
     assert all(w.dtype == torch.float64 for w in layer.weights)
     assert [w.name for w in layer.weights] == [w.name for w in _built(info)[1].weights]  # still Keras's names

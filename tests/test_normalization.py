@@ -302,3 +302,17 @@ def test_onnx_node_types(tmp_path, make, shape, op):
     assert not {"ReduceMean", "Sqrt", "Div"} & set(result.node_counts), result.node_counts  # not decomposed
     if op == "BatchNormalization" and len(shape) == 4:
         assert result.node_counts.get("Transpose") == 2 and "Reshape" not in result.node_counts, result.node_counts
+
+
+def test_batch_norm_training_none_follows_the_module_mode():
+    """torch's convention: a module trains until ``eval()``; ``training=`` wins when given."""
+    layer = BatchNormalization()
+    x = torch.randn(4, 5, 3) + 2.0
+    layer(x)
+    assert not torch.equal(layer.moving_mean, torch.zeros(3))  # trained: the moving mean moved
+    layer.eval()
+    before = layer.moving_mean.detach().clone()
+    layer(x)
+    assert torch.equal(layer.moving_mean, before)
+    layer(x, training=True)
+    assert not torch.equal(layer.moving_mean, before)

@@ -1,6 +1,7 @@
 """The harness can fail: every planted fault of `conformance.plants.PLANTS` makes at least one
-of its cases fail (CPU, float32), a gradient-only fault through a ``grad/`` check with every
-forward value still matching, and the same cases pass with no fault planted.
+of its cases fail (CPU, in the plant's dtype), a gradient-only fault through a ``grad/`` check
+with every forward value still matching. That the same cases pass with no fault planted is
+`tests/test_conformance.py`'s part (the same records, unplanted).
 
 Plants with a ``harness_gap`` are faults the harness does not (properly) catch yet: they run
 as strict expected failures, so fixing the harness turns them into failures that ask for the
@@ -88,13 +89,3 @@ def test_plant_is_caught(plant: Plant) -> None:
             assert any(c.name.endswith(("output0", "call0/output0")) for c in forward), r.id
             assert all(c.passed for c in forward), f"a gradient-only plant changed a forward value:\n{summary}"
         assert any(not c.passed for r in results for c in r.checks if _is_grad(c.name)), summary
-
-
-def test_plant_cases_pass_unplanted() -> None:
-    seen: dict[tuple[str, str], tuple] = {}
-    for plant in PLANTS:
-        for info, case in resolve(plant):
-            seen.setdefault((case.id, plant.dtype), (info, case))
-    results = [run_case(info, case, "cpu", dtype) for (_, dtype), (info, case) in seen.items()]
-    failed = [r for r in results if not r.passed]
-    assert not failed, "cases fail with no plant installed:\n" + _summary(failed)

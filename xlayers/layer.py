@@ -97,6 +97,9 @@ class Variable(nn.Parameter):
     def path(self) -> str | None:
         return self.__dict__.get("_keras_path")
 
+    def __repr__(self) -> str:
+        return f"Variable '{self.path or self.name}' containing:\n{self.data!r}"
+
     def __deepcopy__(self, memo: dict) -> Variable:
         copied = super().__deepcopy__(memo)
         copied.__dict__.update(_keras_name=self.name, _keras_path=self.path)

@@ -387,8 +387,9 @@ class BatchNormalization(_AffineNormalization):
         return {"channels": channels}
 
     def uses_batch_statistics(self, training: bool | None) -> bool:
-        """Keras's rule: the batch's statistics only in training mode on a trainable layer."""
-        return bool(training) and self.trainable
+        """Keras's rule: the batch's statistics only in training mode on a trainable layer.
+        ``training=None`` is the module's mode (torch's convention: ``model.eval()`` for inference)."""
+        return bool(self.training if training is None else training) and self.trainable
 
     def call(self, inputs: torch.Tensor, training: bool | None = None, mask: torch.Tensor | None = None) -> torch.Tensor:
         if mask is not None and mask.ndim != inputs.ndim - 1:

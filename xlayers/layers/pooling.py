@@ -16,7 +16,8 @@ from typing import Any, ClassVar
 
 import torch
 
-from ..errors import ArgumentError, ArgumentTypeError, InputShapeError
+from ..arguments import data_format as check_data_format
+from ..errors import ArgumentTypeError, InputShapeError
 from ..layer import InputSpec, Layer, Shape
 from ..padding import normalize_padding, normalize_tuple, output_size
 from . import pooling_ops
@@ -57,16 +58,6 @@ __all__ = [
     "MaxPooling2D",
     "MaxPooling3D",
 ]
-
-_DATA_FORMATS = ("channels_last", "channels_first")
-
-
-def _data_format(value: Any) -> str:
-    data_format = "channels_last" if value is None else value
-    if not isinstance(data_format, str) or data_format.lower() not in _DATA_FORMATS:
-        raise ArgumentError(f"`data_format` must be one of {list(_DATA_FORMATS)}. Received: data_format={value!r}.")
-    return data_format.lower()
-
 
 class _SpatialLayer(Layer):
     """What the pooling bases share: the rank, the data format, and the channels-first view."""
@@ -154,7 +145,7 @@ class BasePooling(_SpatialLayer):
         self.pool_size = normalize_tuple(pool_size, self.rank, "pool_size")
         self.strides = self.pool_size if strides is None else normalize_tuple(strides, self.rank, "strides")
         self.padding = normalize_padding(padding)
-        self.data_format = _data_format(data_format)
+        self.data_format = check_data_format(data_format)
         self.input_spec = InputSpec(ndim=self.rank + 2)
 
     def build(self, input_shape: Shape) -> None:
@@ -387,7 +378,7 @@ class BaseGlobalPooling(_SpatialLayer):
     def __init__(self, data_format: str | None = None, keepdims: bool = False, **kwargs: Any) -> None:
         self._check_concrete()
         super().__init__(**kwargs)
-        self.data_format = _data_format(data_format)
+        self.data_format = check_data_format(data_format)
         if not isinstance(keepdims, bool):
             raise ArgumentTypeError(f"`keepdims` must be a bool. Received: keepdims={keepdims!r}.")
         self.keepdims = keepdims
@@ -612,7 +603,7 @@ class BaseAdaptivePooling(_SpatialLayer):
         self._check_concrete()
         super().__init__(**kwargs)
         self.output_size = normalize_tuple(output_size, self.rank, "output_size")
-        self.data_format = _data_format(data_format)
+        self.data_format = check_data_format(data_format)
         self.input_spec = InputSpec(ndim=self.rank + 2)
 
     def call(self, inputs: torch.Tensor) -> torch.Tensor:
