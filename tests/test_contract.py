@@ -5,6 +5,7 @@ dynamic shapes."""
 
 from __future__ import annotations
 
+import inspect
 import re
 
 import numpy as np
@@ -14,7 +15,7 @@ import torch
 import xlayers
 from conformance.cases import REGISTRY
 from conformance.keras_reference import keras_twin_from_config
-from xlayers.errors import ArgumentTypeError, WeightDtypeError, WeightShapeError
+from xlayers.errors import ArgumentError, ArgumentTypeError, WeightDtypeError, WeightShapeError
 from xlayers.layer import map_structure
 
 
@@ -137,3 +138,33 @@ def test_compile_with_a_dynamic_batch_trains_and_dynamic_everything_infers():
         for batch in (2, 3):
             x = torch.randn(batch, 9 + batch, 10 + 2 * batch, 3)
             torch.testing.assert_close(everything(x), conv(x))
+
+
+ALL_IDS = [info.cls.__name__ for info in REGISTRY]
+
+
+@pytest.mark.parametrize("info", REGISTRY, ids=ALL_IDS)
+def test_state_dict_keys_depend_on_the_architecture_only(info):
+    """The same layer built twice in one process (default names `x` and `x_1`) has the same
+    `state_dict` keys, its Keras weight names, and loads the other's."""
+    first, second = _built(info)[1], _built(info)[1]
+    assert first.name != second.name
+    assert list(first.state_dict()) == list(second.state_dict()) == [w.name for w in first.weights]
+    second.load_state_dict(first.state_dict())
+    assert all(torch.equal(a, b) for a, b in zip(first.weights, second.weights))
+
+
+ACTIVATED = [info for info in REGISTRY if "activation" in inspect.signature(info.cls.__init__).parameters]
+
+
+@pytest.mark.parametrize("info", ACTIVATED, ids=[info.cls.__name__ for info in ACTIVATED])
+def test_a_callable_activation_works_everywhere_but_get_config(info):
+    case = _first_case(info)
+    kwargs = {**case.kwargs, "activation": lambda x: torch.relu(x) * 2}
+    layer = case.layer(**kwargs)
+    shapes = map_structure(lambda spec: spec.shape, case.inputs)
+    layer.build_from_config({"input_shape": map_structure(list, shapes)})
+    assert "config not serialisable" in repr(layer)
+    assert tuple(layer.compute_output_shape(shapes)) == tuple(layer(map_structure(lambda s: torch.randn(s), shapes)).shape)
+    with pytest.raises(ArgumentError, match=r"`get_config` can only write built-in activations.*Received: activation='<lambda>'"):
+        layer.get_config()
