@@ -65,7 +65,7 @@ def test_checklist(make, shape, weights):
 
 
 def test_batch_norm_inference_is_the_formula_with_moving_statistics():
-    layer = _randomized(BatchNormalization(epsilon=0.01, input_shape=(7, 9, 5)))
+    layer = _randomized(BatchNormalization(epsilon=0.01, input_shape=(7, 9, 5))).eval()
     x = torch.randn(2, 7, 9, 5)
     expected = (_np(x) - _np(layer.moving_mean)) / np.sqrt(_np(layer.moving_variance) + 0.01) * _np(layer.gamma) + _np(layer.beta)
     np.testing.assert_allclose(_np(layer(x)), expected, rtol=1e-5, atol=1e-5)
@@ -97,7 +97,7 @@ def test_batch_norm_frozen_runs_in_inference_mode_and_keeps_its_statistics():
 
 
 def test_batch_norm_moving_statistics_take_no_gradient_and_are_not_updated_in_inference():
-    layer = _randomized(BatchNormalization(input_shape=(3,)))
+    layer = _randomized(BatchNormalization(input_shape=(3,))).eval()
     before = layer.moving_mean.detach().clone()
     layer(torch.randn(6, 3)).sum().backward()
     assert layer.moving_mean.grad is None and layer.moving_variance.grad is None
