@@ -159,7 +159,7 @@ def _run_keras(info: LayerInfo, twin: Any, data: _Data, memo: list[Any], upstrea
     grads: dict[str, np.ndarray] = {}
     inputs_per_call = data.inputs if inputs_per_call is None else inputs_per_call
     for index, (inputs, arguments) in enumerate(zip(inputs_per_call, data.arguments)):
-        dtype = _leaves(inputs)[0].dtype
+        dtype = next((v.dtype for v in _leaves(inputs) if _is_float(v)), data.np_dtype)  # integer ids: the record's float dtype
         with_grad = upstream is not None and index == len(inputs_per_call) - 1
         x = map_structure(_to_keras, inputs)
         kwargs = {k: map_structure(lambda v: _to_keras(v, dtype), v) for k, v in arguments.items()}

@@ -372,7 +372,6 @@ def _verify(module: nn.Module, inputs: tuple[Any, ...], dynamic_axes: Mapping[in
     generator = torch.Generator().manual_seed(seed)
     worst_abs = worst_rel = worst_fraction = 0.0
     observed: list[tuple[dict[str, int], list[tuple[int, ...]]]] = []  # (dynamic sizes, output shapes) per run
-    dtype = _leaves(inputs[0])[0].dtype
     for grow in (2, 5):  # sizes other than the example's along every dynamic axis
         # each tensor of a list input grows alike
         first = map_structure(lambda t, grow=grow: _random_grown(t, dynamic_axes, grow, generator), inputs[0])
@@ -388,7 +387,8 @@ def _verify(module: nn.Module, inputs: tuple[Any, ...], dynamic_axes: Mapping[in
         if len(got) != len(expected):
             raise ExportError(f"{label}: onnxruntime returned {len(got)} outputs, torch {len(expected)}.")
         for index, (ours, theirs) in enumerate(zip(got, expected)):
-            comparison = compare(ours, theirs, str(dtype).removeprefix("torch."), "cpu")
+            precision = str(theirs.dtype).removeprefix("torch.") if theirs.is_floating_point() else "float64"  # the output's own
+            comparison = compare(ours, theirs, precision, "cpu")
             worst_abs, worst_rel = max(worst_abs, comparison.max_abs_error), max(worst_rel, comparison.max_rel_error)
             worst_fraction = max(worst_fraction, comparison.bound_fraction)
             result.tolerance = (comparison.rtol, comparison.atol)
@@ -401,10 +401,13 @@ def _verify(module: nn.Module, inputs: tuple[Any, ...], dynamic_axes: Mapping[in
 
 
 def _random_grown(tensor: torch.Tensor, dynamic_axes: Mapping[int, str], grow: int, generator: torch.Generator) -> torch.Tensor:
-    """A random tensor like ``tensor``, ``grow`` longer along every dynamic axis."""
+    """A random tensor like ``tensor``, ``grow`` longer along every dynamic axis: normals, or for
+    integer inputs (token ids) integers in the example's own range ``[0, max]``."""
     size = list(tensor.shape)
     for axis in dynamic_axes:
         size[axis] = size[axis] + grow
+    if not tensor.is_floating_point():
+        return torch.randint(0, int(tensor.max()) + 1, size, generator=generator, dtype=tensor.dtype)
     return torch.randn(size, generator=generator, dtype=tensor.dtype)
 
 

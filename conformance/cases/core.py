@@ -1,4 +1,4 @@
-"""Cases for `xlayers/layers/core.py`: Dense and Masking."""
+"""Cases for `xlayers/layers/core.py`: Dense, Masking, Identity, Embedding and EinsumDense."""
 
 from __future__ import annotations
 
@@ -117,3 +117,168 @@ IDENTITY_CASES = (
 )
 
 LAYERS = (*LAYERS, LayerInfo(Identity, IDENTITY_CASES))
+
+
+# -- Embedding --------------------------------------------------------------------------------
+
+from xlayers import EinsumDense, Embedding  # (appended family block)
+
+from ..case import TensorSpec
+from ..records import CaseResult, Check
+
+
+class EmbeddingDriver(Driver):
+    """Embedding: ids are integer inputs (no input gradient; the runner compares the gradient
+    of ``embeddings``). The check compares xlayers' ``compute_mask`` with Keras's
+    ``compute_mask`` on every id tensor the case fed (``mask_zero``: ``ids != 0``)."""
+
+    def __init__(self) -> None:
+        import weakref
+
+        self._twins: weakref.WeakKeyDictionary[Any, Any] = weakref.WeakKeyDictionary()
+        self._fed: weakref.WeakKeyDictionary[Any, list[np.ndarray]] = weakref.WeakKeyDictionary()
+
+    def twin(self, layer: Any, case: Case, dtype: str | None = None) -> Any:
+        twin = super().twin(layer, case, dtype)
+        self._twins.setdefault(layer, twin)
+        return twin
+
+    def arguments(self, layer: Any, case: Case, inputs: Any, rng: np.random.Generator) -> dict[str, Any]:
+        self._fed.setdefault(layer, []).append(np.array(inputs))
+        return super().arguments(layer, case, inputs, rng)
+
+    def check(self, layer: Any, case: Case, result: CaseResult) -> None:
+        import tensorflow as tf
+        import torch
+
+        twin = self._twins.get(layer)
+        wrong = []
+        for index, ids in enumerate(self._fed.get(layer, [])):
+            ours = layer.compute_mask(torch.from_numpy(ids))
+            theirs = twin.compute_mask(tf.constant(ids))
+            ours = None if ours is None else ours.numpy()
+            theirs = None if theirs is None else np.asarray(theirs)
+            if (ours is None) != (theirs is None) or (ours is not None and not np.array_equal(ours, theirs)):
+                wrong.append(f"ids {index}: xlayers {None if ours is None else ours.astype(int).tolist()}, "
+                             f"keras {None if theirs is None else theirs.astype(int).tolist()}")
+        result.checks.append(Check("mask", not wrong, detail="" if not wrong else "compute_mask differs: " + "; ".join(wrong)))
+
+
+def _ids(shape: tuple[int, ...], high: int, dtype: str = "int64") -> TensorSpec:
+    return TensorSpec(shape, dtype, 0, high)
+
+
+EMBEDDING_CASES = (
+    Case(Embedding, "int64-3x7", {"input_dim": 11, "output_dim": 6}, _ids((3, 7), 11), dtypes=("float32", "float64")),
+    Case(Embedding, "int32-3x7", {"input_dim": 11, "output_dim": 6}, _ids((3, 7), 11, "int32")),
+    Case(Embedding, "int16-4x5", {"input_dim": 9, "output_dim": 5}, _ids((4, 5), 9, "int16")),
+    Case(Embedding, "mask-zero-4x9", {"input_dim": 7, "output_dim": 5, "mask_zero": True}, _ids((4, 9), 4)),
+    Case(Embedding, "mask-zero-int32-rank3", {"input_dim": 6, "output_dim": 3, "mask_zero": True}, _ids((2, 3, 5), 3, "int32")),
+    Case(Embedding, "rank1-5", {"input_dim": 13, "output_dim": 4}, _ids((5,), 13)),
+    Case(Embedding, "rank3-2x3x5", {"input_dim": 8, "output_dim": 7}, _ids((2, 3, 5), 8)),
+    Case(Embedding, "init=glorot_normal", {"input_dim": 40, "output_dim": 9, "embeddings_initializer": "glorot_normal"}, _ids((3, 4), 40)),
+    Case(Embedding, "init=ones", {"input_dim": 5, "output_dim": 3, "embeddings_initializer": "ones"}, _ids((3, 4), 5)),
+    Case(Embedding, "lora-r2", {"input_dim": 10, "output_dim": 6, "lora_rank": 2}, _ids((3, 5), 10)),
+    Case(Embedding, "lora-r2-alpha3", {"input_dim": 10, "output_dim": 6, "lora_rank": 2, "lora_alpha": 3.0}, _ids((3, 5), 10)),
+    Case(Embedding, "half", {"input_dim": 11, "output_dim": 6}, _ids((3, 7), 11), dtypes=("float16", "bfloat16")),
+    Case(Embedding, "mixed", {"input_dim": 11, "output_dim": 6}, _ids((3, 7), 11), dtypes=("mixed_float16", "mixed_bfloat16")),
+    Case(Embedding, "mask-zero-mixed", {"input_dim": 7, "output_dim": 5, "mask_zero": True}, _ids((4, 9), 4), dtypes=("mixed_float16",)),
+)
+
+_EMBEDDING = r"^`Embedding` layer 'embedding': "
+
+EMBEDDING_ERRORS = (
+    ErrorCase("input-dim-zero", {"input_dim": 0, "output_dim": 3}, ArgumentError,
+              _EMBEDDING + r"`input_dim` must be a positive integer\. Received: input_dim=0\."),
+    ErrorCase("output-dim-float", {"input_dim": 4, "output_dim": 2.5}, ArgumentError,
+              _EMBEDDING + r"`output_dim` must be a positive integer\. Received: output_dim=2\.5\."),
+    ErrorCase("mask-zero-str", {"input_dim": 4, "output_dim": 2, "mask_zero": "yes"}, ArgumentTypeError,
+              _EMBEDDING + r"`mask_zero` must be a boolean\. Received: mask_zero='yes'\."),
+    ErrorCase("input-length", {"input_dim": 4, "output_dim": 2, "input_length": 5}, ArgumentTypeError,
+              _EMBEDDING + r"unrecognized keyword arguments \['input_length'\]\. Received: input_length=5\."),
+    ErrorCase("lora-with-constraint", {"input_dim": 4, "output_dim": 2, "lora_rank": 1, "embeddings_constraint": "non_neg"},
+              ArgumentError, _EMBEDDING + r"`lora_rank` cannot be combined with `embeddings_constraint`"),
+    ErrorCase("float-ids", {"input_dim": 4, "output_dim": 2}, InputDtypeError,
+              _EMBEDDING + r"expected an integer input\. Received: dtype=float32\.", (3, 4)),
+    # the runner feeds torch.randn(shape) cast to int64: ids in about [-3, 3], against input_dim=1
+    ErrorCase("ids-out-of-range", {"input_dim": 1, "output_dim": 2}, ArgumentError,
+              _EMBEDDING + r"ids must be in \[0, input_dim\) = \[0, 1\)\. Received: ids in \[-?\d+, -?\d+\], input shape=\(6, 9\)\.",
+              (6, 9), input_dtype="int64"),
+)
+
+EMBEDDING_DEVIATIONS = {
+    "embedding/lora-r2-alpha3": "Keras 3.15's Embedding.build calls enable_lora(rank) and drops the constructor's lora_alpha "
+    "(scale 1), as its Dense does; xlayers applies the documented lora_alpha / lora_rank (tests/test_embedding.py).",
+}
+
+
+def _embedding_onnx_group(case: Case) -> tuple:
+    """One Gather whatever the ids' rank; the dtype of the ids and LoRA change the graph's inputs or nodes."""
+    return (case.first_input.dtype, "lora_rank" in case.kwargs)
+
+
+LAYERS = (*LAYERS, LayerInfo(Embedding, EMBEDDING_CASES, EMBEDDING_ERRORS, driver=EmbeddingDriver(),
+                             deviations=EMBEDDING_DEVIATIONS, onnx_group=_embedding_onnx_group))
+
+
+# -- EinsumDense ------------------------------------------------------------------------------
+
+EINSUM_DENSE_CASES = (
+    # keras.layers.MultiHeadAttention's query/key/value projections and its output projection
+    Case(EinsumDense, "abc-cde-abde-bias-de", {"equation": "abc,cde->abde", "output_shape": (None, 4, 6), "bias_axes": "de"}, (3, 5, 7),
+         dtypes=("float32", "float64")),
+    Case(EinsumDense, "abc-cde-abde-nobias", {"equation": "abc,cde->abde", "output_shape": (None, 4, 6)}, (3, 5, 7)),
+    Case(EinsumDense, "abc-cde-abde-bias-d", {"equation": "abc,cde->abde", "output_shape": (None, 4, 6), "bias_axes": "d"}, (3, 5, 7)),
+    Case(EinsumDense, "abcd-cde-abe-bias-e", {"equation": "abcd,cde->abe", "output_shape": (None, 7), "bias_axes": "e"}, (3, 5, 4, 6)),
+    Case(EinsumDense, "abcd-cde-abe-nobias", {"equation": "abcd,cde->abe", "output_shape": (5, 7)}, (3, 5, 4, 6)),
+    Case(EinsumDense, "ab-bc-ac-nobias", {"equation": "ab,bc->ac", "output_shape": 7}, (3, 5)),
+    Case(EinsumDense, "ab-bc-ac-bias-relu", {"equation": "ab,bc->ac", "output_shape": 7, "bias_axes": "c", "activation": "relu"}, (3, 5)),
+    Case(EinsumDense, "ab-bc-ac-bias-tanh", {"equation": "ab,bc->ac", "output_shape": (7,), "bias_axes": "c", "activation": "tanh"}, (3, 5)),
+    Case(EinsumDense, "square-kernel", {"equation": "ab,bc->ac", "output_shape": 5, "bias_axes": "c"}, (4, 5)),
+    Case(EinsumDense, "ellipsis-b-bc-c-rank3", {"equation": "...b,bc->...c", "output_shape": 7, "bias_axes": "c"}, (2, 3, 5)),
+    Case(EinsumDense, "ellipsis-b-bc-c-rank4", {"equation": "...b,bc->...c", "output_shape": 7}, (2, 3, 4, 5)),
+    Case(EinsumDense, "ab-ellipsis-bc-ac-bias-c", {"equation": "ab...,bc->ac...", "output_shape": 7, "bias_axes": "c"}, (3, 5, 4, 2)),
+    Case(EinsumDense, "lora-r2", {"equation": "abc,cde->abde", "output_shape": (None, 4, 6), "bias_axes": "de", "lora_rank": 2}, (3, 5, 7)),
+    Case(EinsumDense, "lora-r2-alpha3", {"equation": "ab,bc->ac", "output_shape": 6, "lora_rank": 2, "lora_alpha": 3.0}, (3, 5)),
+    Case(EinsumDense, "init=he_normal", {"equation": "abc,cde->abde", "output_shape": (None, 4, 6), "kernel_initializer": "he_normal"},
+         (3, 5, 7)),
+    Case(EinsumDense, "half", {"equation": "abc,cde->abde", "output_shape": (None, 4, 6), "bias_axes": "de"}, (3, 5, 7),
+         dtypes=("float16", "bfloat16")),
+    Case(EinsumDense, "mixed", {"equation": "abc,cde->abde", "output_shape": (None, 4, 6), "bias_axes": "de"}, (3, 5, 7),
+         dtypes=("mixed_float16", "mixed_bfloat16")),
+)
+
+_EINSUM = r"^`EinsumDense` layer 'einsum_dense': "
+
+EINSUM_DENSE_ERRORS = (
+    ErrorCase("equation-two-ellipses", {"equation": "...b,bc...->...c", "output_shape": 3}, ArgumentError,
+              _EINSUM + r"`equation` must be of the form .*Received: equation='\.\.\.b,bc\.\.\.->\.\.\.c'\."),
+    ErrorCase("equation-int", {"equation": 3, "output_shape": 3}, ArgumentTypeError, _EINSUM + r"`equation` must be a string\. Received: equation=3\."),
+    ErrorCase("output-shape-zero", {"equation": "ab,bc->ac", "output_shape": 0}, ArgumentError,
+              _EINSUM + r"`output_shape` must be a positive int or a tuple .*Received: output_shape=0\."),
+    ErrorCase("bias-axes-not-output", {"equation": "ab,bc->ac", "output_shape": 3, "bias_axes": "b"}, ArgumentError,
+              _EINSUM + r"`bias_axes` must be letters of the output 'ac'\. Received: bias_axes='b'\.", (3, 4)),
+    ErrorCase("output-shape-length", {"equation": "abc,cde->abde", "output_shape": (4, 6)}, ArgumentError,
+              _EINSUM + r"`output_shape` must give the size of each output axis.*Received: output_shape=\(4, 6\)", (3, 5, 7)),
+    ErrorCase("kernel-size-unknown", {"equation": "abc,cde->abde", "output_shape": (None, None, 6)}, InputShapeError,
+              _EINSUM + r"the sizes of the kernel's axes 'cde' must be known to build\. Received: kernel shape=\(7, None, 6\)", (3, 5, 7)),
+    ErrorCase("input-rank", {"equation": "abc,cde->abde", "output_shape": (None, 4, 6)}, InputShapeError,
+              _EINSUM + r"expected an input of rank 3\. Received: input shape=\(3, 7\)\.", (3, 7), (3, 5, 7)),
+    ErrorCase("feature-size", {"equation": "abc,cde->abde", "output_shape": (None, 4, 6)}, InputShapeError,
+              _EINSUM + r"expected axis 2 of the input to have size 7.*Received: input shape=\(3, 5, 8\)\.", (3, 5, 8), (3, 5, 7)),
+    ErrorCase("shared-axis-mismatch", {"equation": "abc,cde->abde", "output_shape": (4, 4, 6)}, InputShapeError,
+              _EINSUM + r"the input and `output_shape` disagree on the shared axis 'b': 5 in the input, 4 in `output_shape`", (3, 5, 7)),
+    ErrorCase("lora-with-constraint", {"equation": "ab,bc->ac", "output_shape": 3, "lora_rank": 1, "kernel_constraint": "non_neg"},
+              ArgumentError, _EINSUM + r"`lora_rank` cannot be combined with `kernel_constraint`"),
+    ErrorCase("unknown-kwarg", {"equation": "ab,bc->ac", "output_shape": 3, "bogus": 1}, ArgumentTypeError,
+              _EINSUM + r"unrecognized keyword arguments \['bogus'\]\. Received: bogus=1\."),
+)
+
+
+def _einsum_onnx_group(case: Case) -> tuple:
+    """The equation, the bias and LoRA decide the graph's nodes; sizes and initializers only the weights,
+    the activation is one node after the product (tests/test_onnx.py exports every activation)."""
+    return (case.kwargs["equation"], case.kwargs.get("bias_axes"), "lora_rank" in case.kwargs)
+
+
+LAYERS = (*LAYERS, LayerInfo(EinsumDense, EINSUM_DENSE_CASES, EINSUM_DENSE_ERRORS, onnx_group=_einsum_onnx_group))

@@ -154,3 +154,79 @@ PLANTS = (
         dtype="mixed_float16",
     ),
 )
+
+
+# -- Embedding and EinsumDense ----------------------------------------------------------------
+
+from xlayers.layers.core import EinsumDense, Embedding  # (appended family block)
+
+
+def _patch_call(cls: type, body: Callable[[Any, torch.Tensor], torch.Tensor]) -> ContextManager[Any]:
+    """Replace ``cls.call`` (same signature, so the runner's call-argument probe still works)."""
+    original = cls.call
+
+    @functools.wraps(original)
+    def call(self: Any, inputs: torch.Tensor) -> torch.Tensor:
+        return body(self, inputs)
+
+    return mock.patch.object(cls, "call", call)
+
+
+def _embedding_ids_one_based() -> ContextManager[Any]:
+    # ids read as 1-based: embeddings[ids - 1], where id 0 silently wraps to the last row
+    return _patch_call(Embedding, lambda self, ids: self.merged_embeddings()[ids.long() - 1])
+
+
+def _embedding_mask_zero_ignored() -> ContextManager[Any]:
+    return mock.patch.object(Embedding, "compute_mask", lambda self, inputs, mask=None: None)
+
+
+def _einsum_bias_wrong_axes() -> ContextManager[Any]:
+    # a multi-axis bias read with its axes reversed (Fortran order) and reshaped back to Keras's shape
+    def body(self: EinsumDense, x: torch.Tensor) -> torch.Tensor:
+        outputs = torch.einsum(self.equation, x, self.merged_kernel())
+        if self.bias_axes is not None:
+            bias = self.bias.permute(*reversed(range(self.bias.ndim))).reshape(self.bias.shape)
+            outputs = outputs + bias
+        return self.activation(outputs)
+
+    return _patch_call(EinsumDense, body)
+
+
+def _einsum_kernel_transposed() -> ContextManager[Any]:
+    def body(self: EinsumDense, x: torch.Tensor) -> torch.Tensor:
+        outputs = torch.einsum(self.equation, x, self.merged_kernel().mT)
+        return self.activation(outputs + self.bias if self.bias_axes is not None else outputs)
+
+    return _patch_call(EinsumDense, body)
+
+
+PLANTS = (
+    *PLANTS,
+    Plant(
+        "embedding-ids-one-based",
+        "token ids taken as 1-based (embeddings[ids - 1]): every vector comes from the row before, id 0 from the last row",
+        ("embedding/mixed", "embedding/int64-3x7"),
+        _embedding_ids_one_based,
+        dtype="mixed_float16",
+    ),
+    Plant(
+        "embedding-mask-zero-ignored",
+        "mask_zero=True dropped by the port: outputs exact, but no padding mask reaches the next layer",
+        ("embedding/mask-zero-mixed", "embedding/mask-zero-4x9"),
+        _embedding_mask_zero_ignored,
+        dtype="mixed_float16",
+    ),
+    Plant(
+        "einsum-dense-bias-wrong-axes",
+        "a (heads, head_dim) bias read with its axes reversed and reshaped back (each value added on the wrong axis)",
+        ("einsum_dense/abc-cde-abde-bias-de",),
+        _einsum_bias_wrong_axes,
+    ),
+    Plant(
+        "einsum-dense-kernel-transposed",
+        "Keras's (in, out) kernel transposed on the way into the einsum (shapes agree for a square kernel)",
+        ("einsum_dense/square-kernel",),
+        _einsum_kernel_transposed,
+    ),
+)

@@ -22,6 +22,8 @@ from .conv import DepthwiseConv2D as DepthwiseConv2D
 from .conv import SeparableConv1D as SeparableConv1D
 from .conv import SeparableConv2D as SeparableConv2D
 from .core import Dense as Dense
+from .core import EinsumDense as EinsumDense
+from .core import Embedding as Embedding
 from .core import Identity as Identity
 from .core import Masking as Masking
 
@@ -130,6 +132,8 @@ __all__ = [
     "SeparableConv2D",
     # core
     "Dense",
+    "EinsumDense",
+    "Embedding",
     "Identity",
     "Masking",
     # recurrent

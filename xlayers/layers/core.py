@@ -1,17 +1,18 @@
-"""Core layers: `Dense` and `Masking`."""
+"""Core layers: `Dense`, `Masking`, `Identity`, `Embedding` and `EinsumDense`."""
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
-from typing import Any
+import re
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any, NamedTuple
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 
 from .. import activations, initializers
-from ..arguments import check_positive_int
-from ..errors import ArgumentError, ArgumentTypeError
+from ..arguments import check_positive_int, integer
+from ..errors import ArgumentError, ArgumentTypeError, InputShapeError
 from ..layer import InputSpec, Layer, Shape
 from ..layout import Weight
 
@@ -240,3 +241,401 @@ class Identity(Layer):
 
 
 __all__ += ["Identity"]
+
+
+# -- Embedding ----------------------------------------------------------------------------------
+
+
+class Embedding(Layer):
+    """Turns non-negative integer ids into dense vectors: ``outputs = embeddings[inputs]``.
+
+    Row ``i`` of ``embeddings`` is the vector of id ``i``; the torch mapping is
+    ``F.embedding(inputs, embeddings)`` (ONNX ``Gather``). Ids of any integer dtype are
+    taken; ids outside ``[0, input_dim)`` raise an error naming the range found (one
+    ``aminmax`` reduction per call; eager mode only: under ``torch.compile`` or export
+    tracing the check is skipped and torch's own index check applies).
+
+    Args:
+        input_dim: size of the vocabulary (largest id + 1).
+        output_dim: dimension of the dense embedding.
+        embeddings_initializer: initializer for ``embeddings`` (Keras's default ``"uniform"``).
+        embeddings_regularizer: regularizer for ``embeddings``.
+        embeddings_constraint: constraint for ``embeddings``.
+        mask_zero: whether id 0 is a padding value to be masked out
+            (``compute_mask`` returns ``inputs != 0``).
+        weights: optional initial value of ``embeddings`` (an array or a one-element list);
+            builds the layer at once.
+        lora_rank: if set, ``embeddings`` is frozen and a trainable low-rank update
+            ``(lora_alpha / lora_rank) * lora_embeddings_a @ lora_embeddings_b`` is added to it.
+        lora_alpha: LoRA scale numerator; defaults to ``lora_rank``.
+        quantization_config: only ``None`` (quantized Embedding is not supported).
+        **kwargs: base `Layer` arguments (``name``, ``dtype``, ...).
+
+    Input shape:
+        integer ids of any shape ``(batch, ...)``.
+
+    Output shape:
+        ``(batch, ..., output_dim)``.
+
+    Weights:
+        embeddings: ``(input_dim, output_dim)``.
+        lora_embeddings_a: ``(input_dim, rank)``, if ``lora_rank``.
+        lora_embeddings_b: ``(rank, output_dim)``, if ``lora_rank``.
+
+    Example:
+        >>> layer = Embedding(1000, 64)
+        >>> layer(torch.randint(0, 1000, (32, 10))).shape
+        torch.Size([32, 10, 64])
+        >>> tuple(layer.embeddings.shape)
+        (1000, 64)
+    """
+
+    LAYOUT = (
+        Weight("embeddings", ("input_dim", "output_dim")),
+        Weight("lora_embeddings_a", ("input_dim", "rank"), role="embeddings", enabled_by="lora_rank"),
+        Weight("lora_embeddings_b", ("rank", "output_dim"), role="embeddings", enabled_by="lora_rank"),
+    )
+
+    def __init__(
+        self,
+        input_dim: int,
+        output_dim: int,
+        embeddings_initializer: Any = "uniform",
+        embeddings_regularizer: Any = None,
+        embeddings_constraint: Any = None,
+        mask_zero: bool = False,
+        weights: Any = None,
+        lora_rank: int | None = None,
+        lora_alpha: float | None = None,
+        quantization_config: Any = None,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(**kwargs)
+        self.input_dim = check_positive_int("input_dim", input_dim)
+        self.output_dim = check_positive_int("output_dim", output_dim)
+        self._set_weight_arguments(locals())
+        if not isinstance(mask_zero, (bool, np.bool_)):
+            raise ArgumentTypeError(f"`mask_zero` must be a boolean. Received: mask_zero={mask_zero!r}.")
+        self.mask_zero = bool(mask_zero)
+        self.supports_masking = self.mask_zero
+        if lora_rank is not None and self.embeddings_constraint is not None:
+            raise ArgumentError(f"`lora_rank` cannot be combined with `embeddings_constraint`. Received: lora_rank={lora_rank}.")
+        if lora_alpha is not None and (isinstance(lora_alpha, bool) or not isinstance(lora_alpha, (int, float, np.number))):
+            raise ArgumentTypeError(f"`lora_alpha` must be a number or None. Received: lora_alpha={lora_alpha!r}.")
+        self.lora_rank = None if lora_rank is None else check_positive_int("lora_rank", lora_rank)
+        self.lora_alpha = float(lora_alpha) if lora_alpha is not None else self.lora_rank
+        if quantization_config is not None:
+            raise ArgumentError(f"quantized layers are not supported; `quantization_config` must be None. Received: quantization_config={quantization_config!r}.")
+        self.input_spec = InputSpec(dtype="int")
+        if weights is not None:  # as Keras: build at once (the weights do not depend on the input shape), then set
+            self._build((None, None), device=None)
+            self.set_weights(weights if isinstance(weights, list) and len(weights) == 1 else [weights])
+
+    def build(self, input_shape: Shape) -> Mapping[str, int]:
+        return {"input_dim": self.input_dim, "output_dim": self.output_dim, "rank": self.lora_rank or 0}
+
+    def _build(self, input_shape: Shape, device: torch.device | None) -> None:
+        super()._build(input_shape, device)
+        if self.lora_rank:  # as Keras's enable_lora: the base table is frozen
+            self.embeddings.requires_grad_(False)
+            self._weight_trainable["embeddings"] = False
+
+    def initializer_for(self, weight: Weight) -> Callable[..., torch.Tensor]:
+        lora = {"lora_embeddings_a": "he_uniform", "lora_embeddings_b": "zeros"}
+        return initializers.get(lora[weight.name]) if weight.name in lora else super().initializer_for(weight)
+
+    def merged_embeddings(self) -> torch.Tensor:
+        """``embeddings``, plus the scaled LoRA update when ``lora_rank`` is set."""
+        if not self.lora_rank:
+            return self.embeddings
+        return self.embeddings + (self.lora_alpha / self.lora_rank) * (self.lora_embeddings_a @ self.lora_embeddings_b)
+
+    def call(self, inputs: torch.Tensor) -> torch.Tensor:
+        ids = inputs if inputs.dtype in (torch.int32, torch.int64) else inputs.to(torch.int64)
+        if ids.numel() and not torch.compiler.is_compiling():
+            low, high = (int(v) for v in torch.aminmax(ids))
+            if low < 0 or high >= self.input_dim:
+                raise ArgumentError(
+                    f"ids must be in [0, input_dim) = [0, {self.input_dim}). "
+                    f"Received: ids in [{low}, {high}], input shape={tuple(inputs.shape)}."
+                )
+        return F.embedding(ids, self.merged_embeddings())
+
+    def compute_mask(self, inputs: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor | None:
+        if not self.mask_zero:
+            return None
+        return torch.as_tensor(inputs) != 0
+
+    def compute_output_shape(self, input_shape: Shape) -> Shape:
+        return (*tuple(input_shape), self.output_dim)
+
+    def get_config(self) -> dict[str, Any]:
+        config = {
+            **super().get_config(),
+            "input_dim": self.input_dim,
+            "output_dim": self.output_dim,
+            **self._weight_argument_config(),
+            "mask_zero": self.mask_zero,
+            "quantization_config": None,
+        }
+        if self.lora_rank:
+            config.update(lora_rank=self.lora_rank, lora_alpha=self.lora_alpha)
+        return config
+
+
+__all__ += ["Embedding"]
+
+
+# -- EinsumDense ----------------------------------------------------------------------------------
+
+# Keras's three equation forms: no ellipsis, "...X,Y->...Z" (left) and "X...,Y->Z..." (right).
+_EINSUM_FORMS = (
+    (re.compile(r"([a-zA-Z]+),([a-zA-Z]+)->([a-zA-Z]+)"), ""),
+    (re.compile(r"\.\.\.([a-zA-Z]+),([a-zA-Z]+)->\.\.\.([a-zA-Z]+)"), "left"),
+    (re.compile(r"([a-zA-Z]{2,})\.\.\.,([a-zA-Z]+)->([a-zA-Z]+)\.\.\."), "right"),
+)
+
+
+class _EinsumPlan(NamedTuple):
+    kernel_axes: str  # the kernel's letters (its axis names)
+    kernel_shape: tuple[int, ...]
+    bias_axes: tuple[str, ...] | None  # the bias's axis names: a letter, or "<letter>1" / "ellipsis<i>" for size-1 axes
+    bias_shape: tuple[int, ...] | None
+    output_shape: tuple[int | None, ...]  # batch included, unknown sizes filled from the input where shared
+    input_axes: list[int]  # kernel axes holding input units (for the initializer's fans)
+    output_axes: list[int]
+
+
+def _einsum_plan(equation: str, bias_axes: str | None, input_shape: Shape, partial_output_shape: tuple) -> _EinsumPlan:
+    """Keras's ``_analyze_einsum_string``: kernel and bias shapes and the output shape."""
+    for pattern, elided_side in _EINSUM_FORMS:
+        match = pattern.fullmatch(equation)
+        if match:
+            break
+    else:
+        raise ArgumentError(
+            "`equation` must be of the form '[X],[Y]->[Z]', '...[X],[Y]->...[Z]' or '[X]...,[Y]->[Z]...'. "
+            f"Received: equation={equation!r}."
+        )
+    input_spec, weight_spec, output_spec = match.groups()
+    input_shape = tuple(input_shape)
+    elided = len(input_shape) - len(input_spec)
+    if elided < 0 or (elided > 0 and not elided_side):
+        raise InputShapeError(
+            f"the input's rank must match the equation's input '{input_spec}'{' (plus the ellipsis)' if elided_side else ''}. "
+            f"Received: equation={equation!r}, input shape={input_shape}."
+        )
+    partial = list(partial_output_shape)
+    if elided_side == "left" and elided > 0:  # the ellipsis (batch included) leads; the output letters follow it
+        output = [*input_shape[:elided], *partial]
+        input_index = {d: elided + i for i, d in enumerate(input_spec)}
+        output_index = {d: elided + i for i, d in enumerate(output_spec)}
+    else:  # the batch axis, `output_shape`, then the axes a trailing ellipsis covers
+        output = [input_shape[0] if input_shape else None, *partial, *input_shape[len(input_spec):]]
+        input_index = {d: i for i, d in enumerate(input_spec)}
+        output_index = {d: i for i, d in enumerate(output_spec)}
+    if len(output) != len(output_spec) + elided or max(output_index.values()) >= len(output):
+        raise ArgumentError(
+            f"`output_shape` must give the size of each output axis of the equation but the batch axis "
+            f"(or each output letter after a leading ellipsis). Received: output_shape={partial_output_shape}, "
+            f"equation={equation!r}, input shape={input_shape}."
+        )
+    for d in input_spec:
+        if d in output_index:
+            wanted, found = output[output_index[d]], input_shape[input_index[d]]
+            if wanted is not None and found is not None and wanted != found:
+                raise InputShapeError(
+                    f"the input and `output_shape` disagree on the shared axis '{d}': {found} in the input, "
+                    f"{wanted} in `output_shape`. Received: input shape={input_shape}, output_shape={partial_output_shape}."
+                )
+            if wanted is None:
+                output[output_index[d]] = found
+    for d in output_spec:
+        if d not in input_spec and d not in weight_spec:
+            raise ArgumentError(f"output axis '{d}' is in neither the input nor the kernel of the equation. Received: equation={equation!r}.")
+    kernel_shape: list[Any] = []
+    input_axes: list[int] = []
+    output_axes: list[int] = []
+    for i, d in enumerate(weight_spec):
+        if d in output_index:
+            kernel_shape.append(output[output_index[d]])
+            output_axes.append(i)
+        elif d in input_index:
+            kernel_shape.append(input_shape[input_index[d]])
+            input_axes.append(i)
+        else:
+            raise ArgumentError(f"kernel axis '{d}' is in neither the input nor the output of the equation. Received: equation={equation!r}.")
+    if any(s is None for s in kernel_shape):
+        raise InputShapeError(
+            f"the sizes of the kernel's axes '{weight_spec}' must be known to build. "
+            f"Received: kernel shape={tuple(kernel_shape)}, input shape={input_shape}, output_shape={partial_output_shape}."
+        )
+    bias_names = bias_shape = None
+    if bias_axes is not None:
+        missing = [c for c in bias_axes if c not in output_spec]
+        if missing or not bias_axes:
+            raise ArgumentError(f"`bias_axes` must be letters of the output '{output_spec}'. Received: bias_axes={bias_axes!r}.")
+        spec = output_spec[min(output_spec.find(c) for c in bias_axes):]
+        bias_names = tuple(c if c in bias_axes else f"{c}1" for c in spec)
+        bias_shape = tuple(output[output_index[c]] if c in bias_axes else 1 for c in spec)
+        if elided_side == "right":
+            bias_names += tuple(f"ellipsis{i}" for i in range(elided))
+            bias_shape += (1,) * elided
+    return _EinsumPlan(weight_spec, tuple(kernel_shape), bias_names, bias_shape, tuple(output), input_axes, output_axes)
+
+
+def einsum_dense_layout(kernel_axes: str, bias_axes: Sequence[str] | None, lora: bool = True) -> tuple[Weight, ...]:
+    """``EinsumDense``'s ``LAYOUT`` for an equation whose kernel has the letters ``kernel_axes``:
+    ``kernel`` is named by them, ``bias`` (if any) by the output letters it spans (size-1 axes
+    ``<letter>1``); LoRA's ``lora_kernel_a`` is the kernel with its last axis replaced by ``rank``."""
+    kernel = tuple(kernel_axes)
+    weights = [Weight("kernel", kernel)]
+    if bias_axes is not None:
+        weights.append(Weight("bias", tuple(bias_axes), enabled_by="bias_axes"))
+    weights += [
+        Weight("lora_kernel_a", (*kernel[:-1], "rank"), role="kernel", enabled_by="lora_rank"),
+        Weight("lora_kernel_b", ("rank", kernel[-1]), role="kernel", enabled_by="lora_rank"),
+    ]
+    return tuple(weights)
+
+
+class EinsumDense(LoraMixin, Layer):
+    """A dense layer of any rank, written as an einsum:
+    ``outputs = activation(einsum(equation, inputs, kernel) + bias)``.
+
+    The torch mapping is ``torch.einsum`` with the same equation (ONNX ``Einsum``). The
+    kernel's axes are the kernel letters of the equation, sized from the input and
+    ``output_shape`` as Keras does; the bias spans the output axes from the first of
+    ``bias_axes`` to the last, with size 1 on those not in ``bias_axes``.
+
+    Args:
+        equation: ``"ab,bc->ac"``, ``"...b,bc->...c"`` or ``"ab...,bc->ac..."`` forms: input,
+            kernel and output letters.
+        output_shape: sizes of the output axes but the batch axis (an int for one axis);
+            ``None`` for a size taken from the input.
+        activation: activation function or its Keras name; ``None`` is linear.
+        bias_axes: output letters the bias varies along (``None``: no bias).
+        kernel_initializer: initializer for ``kernel`` (variance-scaling fans come from the
+            equation's input and output axes, as in Keras).
+        bias_initializer: initializer for ``bias``.
+        kernel_regularizer: regularizer for ``kernel``.
+        bias_regularizer: regularizer for ``bias``.
+        kernel_constraint: constraint for ``kernel``.
+        bias_constraint: constraint for ``bias``.
+        lora_rank: if set, ``kernel`` is frozen and ``(lora_alpha / lora_rank) *
+            lora_kernel_a @ lora_kernel_b`` is added to it.
+        lora_alpha: LoRA scale numerator; defaults to ``lora_rank``.
+        quantization_config: only ``None`` (quantized EinsumDense is not supported).
+        **kwargs: base `Layer` arguments (``name``, ``dtype``, ``input_shape``, ...).
+
+    Input shape:
+        the equation's input, e.g. ``(batch, a, b)`` for ``"abc,cde->abde"``.
+
+    Output shape:
+        ``(batch, *output_shape)`` with unknown sizes taken from the input.
+
+    Weights:
+        kernel: ``(b, c)`` for ``"ab,bc->ac"``; in general the kernel letters of the
+        equation (the instance's ``LAYOUT`` is ``einsum_dense_layout(...)``).
+        bias: ``(c,)`` for ``bias_axes="c"``, if ``bias_axes``.
+        lora_kernel_a: ``(b, rank)``, if ``lora_rank``.
+        lora_kernel_b: ``(rank, c)``, if ``lora_rank``.
+
+    Example:
+        >>> layer = EinsumDense("abc,cde->abde", output_shape=(None, 4, 8), bias_axes="de")
+        >>> layer(torch.randn(2, 5, 16)).shape
+        torch.Size([2, 5, 4, 8])
+        >>> tuple(layer.kernel.shape), tuple(layer.bias.shape)
+        ((16, 4, 8), (4, 8))
+    """
+
+    LAYOUT = einsum_dense_layout("bc", ("c",))  # for "ab,bc->ac"; `build` declares the instance's
+
+    def __init__(
+        self,
+        equation: str,
+        output_shape: int | Sequence[int | None],
+        activation: str | Callable[[torch.Tensor], torch.Tensor] | None = None,
+        bias_axes: str | None = None,
+        kernel_initializer: Any = "glorot_uniform",
+        bias_initializer: Any = "zeros",
+        kernel_regularizer: Any = None,
+        bias_regularizer: Any = None,
+        activity_regularizer: Any = None,
+        kernel_constraint: Any = None,
+        bias_constraint: Any = None,
+        lora_rank: int | None = None,
+        lora_alpha: float | None = None,
+        quantization_config: Any = None,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(activity_regularizer=activity_regularizer, **kwargs)
+        if not isinstance(equation, str):
+            raise ArgumentTypeError(f"`equation` must be a string. Received: equation={equation!r}.")
+        if not any(pattern.fullmatch(equation) for pattern, _ in _EINSUM_FORMS):
+            _einsum_plan(equation, None, (), ())  # raises the equation's error
+        self.equation = equation
+        sizes = (output_shape,) if integer(output_shape) is not None else output_shape
+        if not isinstance(sizes, (list, tuple)) or not all(s is None or (integer(s) is not None and integer(s) > 0) for s in sizes):
+            raise ArgumentError(
+                f"`output_shape` must be a positive int or a tuple of positive ints or None. Received: output_shape={output_shape!r}."
+            )
+        self.partial_output_shape = tuple(None if s is None else integer(s) for s in sizes)
+        if bias_axes is not None and not isinstance(bias_axes, str):
+            raise ArgumentTypeError(f"`bias_axes` must be a string of output letters or None. Received: bias_axes={bias_axes!r}.")
+        self.bias_axes = bias_axes
+        self.activation = activations.get(activation)
+        self._set_weight_arguments(locals())
+        self._init_lora(lora_rank, lora_alpha)
+        if quantization_config is not None:
+            raise ArgumentError(f"quantized layers are not supported; `quantization_config` must be None. Received: quantization_config={quantization_config!r}.")
+        self._fans: tuple[list[int], list[int]] | None = None
+
+    def build(self, input_shape: Shape) -> Mapping[str, int]:
+        plan = _einsum_plan(self.equation, self.bias_axes, input_shape, self.partial_output_shape)
+        self.LAYOUT = einsum_dense_layout(plan.kernel_axes, plan.bias_axes)  # this instance's declaration
+        self._fans = (plan.input_axes, plan.output_axes)
+        self.input_spec = InputSpec(ndim=len(input_shape), axes=self._fixed_axes(input_shape, plan))
+        sizes = dict(zip(plan.kernel_axes, plan.kernel_shape))
+        if plan.bias_axes is not None:
+            sizes.update(zip(plan.bias_axes, plan.bias_shape))
+        return {**sizes, "rank": self.lora_rank or 0}
+
+    def _fixed_axes(self, input_shape: Shape, plan: _EinsumPlan) -> dict[int, int]:
+        """The input axes the kernel contracts or shares: their sizes are fixed at build."""
+        input_spec = self.equation.replace("...", "").split(",")[0]
+        offset = len(input_shape) - len(input_spec) if self.equation.startswith("...") else 0
+        return {offset + i: input_shape[offset + i] for i, d in enumerate(input_spec) if d in plan.kernel_axes}
+
+    def initializer_for(self, weight: Weight) -> Callable[..., torch.Tensor]:
+        init = super().initializer_for(weight)
+        if weight.name == "kernel" and isinstance(init, initializers.VarianceScaling) and self._fans is not None and (
+            init.input_axes is None or init.output_axes is None
+        ):  # as Keras: the fans come from the equation's input and output axes
+            config = {**init.get_config(), "input_axes": self._fans[0], "output_axes": self._fans[1]}
+            init = type(init).from_config(config)
+        return init
+
+    def call(self, inputs: torch.Tensor) -> torch.Tensor:
+        outputs = torch.einsum(self.equation, inputs, self.merged_kernel())
+        if self.bias_axes is not None:
+            outputs = outputs + self.bias
+        return self.activation(outputs)
+
+    def compute_output_shape(self, input_shape: Shape) -> Shape:
+        return _einsum_plan(self.equation, self.bias_axes, input_shape, self.partial_output_shape).output_shape
+
+    def get_config(self) -> dict[str, Any]:
+        return {
+            **super().get_config(),
+            "output_shape": list(self.partial_output_shape),
+            "equation": self.equation,
+            "activation": activations.serialize(self.activation),
+            "bias_axes": self.bias_axes,
+            **self._weight_argument_config(),
+            "quantization_config": None,
+            **self.lora_config(),
+        }
+
+
+__all__ += ["EinsumDense", "einsum_dense_layout"]
