@@ -251,3 +251,24 @@ def test_export_rules_live_on_the_layer():
     assert LSTM(UNITS, activation="relu").export_refusal().startswith(
         "only LSTMs on the fused kernel (activation='tanh', recurrent_activation='sigmoid', use_cudnn not False)")
     assert LSTM(UNITS).onnx_dynamic_axes() == {0: "batch", 1: "time"}
+
+
+def test_simple_rnn_checklist_and_fused_proof():
+    from xlayers import SimpleRNN
+
+    expected = {"kernel": (FEATURES, UNITS), "recurrent_kernel": (UNITS, UNITS), "bias": (UNITS,)}
+    check_layer(SimpleRNN(UNITS, return_sequences=True), (BATCH, STEPS, FEATURES), expected)
+    for activation, op in (("tanh", "aten::rnn_tanh"), ("relu", "aten::rnn_relu")):
+        layer = SimpleRNN(8, activation=activation, return_sequences=True)
+        for steps in (5, 20):
+            x = torch.randn(4, steps, 6)
+            layer(x)
+            with torch.no_grad(), torch.profiler.profile() as prof:
+                layer(x)
+            events = prof.events()
+            assert sum(e.name == op for e in events) == 1
+            assert layer.last_path == "fused"
+    loop = SimpleRNN(UNITS, activation="sigmoid")
+    loop(torch.randn(2, 4, 3))
+    assert loop.last_path == "loop" and not loop.fused_ok
+    assert "tanh" in loop.export_refusal()

@@ -1,4 +1,4 @@
-"""Cases for `xlayers/layers/recurrent.py`: LSTM over return_sequences x return_state x
+"""Cases for `xlayers/layers/recurrent.py`: LSTM (and a leaner GRU set) over return_sequences x return_state x
 go_backwards x masks, stateful, initial_state, and the arguments that leave the fused path."""
 
 from __future__ import annotations
@@ -10,7 +10,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from xlayers import LSTM
+from xlayers import GRU, LSTM, SimpleRNN
 from xlayers.errors import ArgumentError, ArgumentTypeError, InputShapeError
 
 from ..case import Case, ErrorCase, LayerInfo
@@ -124,7 +124,7 @@ class RecurrentDriver(Driver):
 
     def onnx_refusal(self, case: Case) -> str:
         if case.call.get("mask") in ("holey", "left"):
-            return "the exported graph takes masks as right-padded (ONNX's LSTM takes sequence lengths)"
+            return "the exported graph takes masks as right-padded (ONNX's recurrent operators take sequence lengths)"
         if case.call.get("initial_state"):
             return "initial states are call arguments the export does not take"
         return ""
@@ -159,4 +159,82 @@ def _onnx_group(case: Case) -> str:
 
 _OUTPUT_ONLY = ("return_sequences", "return_state", "unroll", "units", "dropout", "recurrent_dropout", "seed")
 
-LAYERS = (LayerInfo(LSTM, FLAGS + OTHERS, ERRORS, driver=RecurrentDriver(), onnx_group=_onnx_group),)
+GRU_FLAGS = tuple(
+    Case(
+        GRU,
+        f"seq{int(seq)}-state{int(state)}-back{int(back)}-mask-{mask or 'none'}",
+        {"units": UNITS, "return_sequences": seq, "return_state": state, "go_backwards": back},
+        SHAPE,
+        call={"mask": mask} if mask else {},
+        expect={"path": "loop" if mask == "holey" else "fused"},
+    )
+    for seq, state, back, mask in (
+        (True, False, False, None), (False, True, False, None), (True, True, True, None),
+        (True, False, False, "right"), (False, True, True, "right"), (True, False, False, "holey"),
+        (True, True, True, "holey"),
+    )
+)
+
+GRU_OTHERS = (
+    Case(GRU, "initial-state", {"units": UNITS, "return_sequences": True, "return_state": True}, SHAPE, call={"initial_state": True}, expect={"path": "fused"}),
+    Case(GRU, "stateful-last", {"units": UNITS, "stateful": True, "return_state": True}, SHAPE, expect={"path": "fused"}, calls=2),
+    Case(GRU, "mask-left", {"units": UNITS, "return_sequences": True}, SHAPE, call={"mask": "left"}, expect={"path": "loop"}),
+    Case(GRU, "mask-empty-row", {"units": UNITS, "return_sequences": True, "return_state": True}, SHAPE, call={"mask": "empty-row"}, expect={"path": "fused"}),
+    Case(GRU, "reset-before", {"units": UNITS, "reset_after": False, "return_sequences": True}, SHAPE, expect={"path": "loop"}),
+    Case(GRU, "reset-before-mask-right-state", {"units": UNITS, "reset_after": False, "return_state": True}, SHAPE,
+         call={"mask": "right", "initial_state": True}, expect={"path": "loop"}),
+    Case(GRU, "act-relu", {"units": UNITS, "activation": "relu", "return_sequences": True}, SHAPE, expect={"path": "loop"}),
+    Case(GRU, "recurrent-act-hard-sigmoid", {"units": UNITS, "recurrent_activation": "hard_sigmoid"}, SHAPE, expect={"path": "loop"}),
+    Case(GRU, "no-bias", {"units": UNITS, "use_bias": False, "return_sequences": True}, SHAPE, expect={"path": "fused"}),
+    Case(GRU, "no-bias-reset-before", {"units": UNITS, "use_bias": False, "reset_after": False}, SHAPE, expect={"path": "loop"}),
+    Case(GRU, "training-dropout", {"units": UNITS, "dropout": 0.4, "return_sequences": True}, SHAPE, call={"training": True}, expect={"path": "fused"}),
+    Case(GRU, "training-dropout-recurrent", {"units": UNITS, "dropout": 0.3, "recurrent_dropout": 0.25, "return_state": True},
+         SHAPE, call={"mask": "right", "training": True}, expect={"path": "loop"}),
+    Case(GRU, "training-dropout-recurrent-reset-before", {"units": UNITS, "dropout": 0.3, "recurrent_dropout": 0.25, "reset_after": False},
+         SHAPE, call={"training": True}, expect={"path": "loop"}),
+    Case(GRU, "wide-float64", {"units": 6, "return_sequences": True}, (2, 9, 3), call={"mask": "right"}, expect={"path": "fused"}, dtypes=("float32", "float64")),
+    Case(GRU, "loop-float64", {"units": 5, "reset_after": False, "return_state": True}, (2, 6, 3), expect={"path": "loop"}, dtypes=("float64",)),
+    Case(GRU, "half", {"units": 8, "return_sequences": True}, (2, 6, 5), dtypes=("float16", "bfloat16")),
+)
+
+_GRU = r"^`GRU` layer 'gru': "
+
+GRU_ERRORS = (
+    ErrorCase("units-zero", {"units": 0}, ArgumentError, _GRU + r"`units` must be a positive integer"),
+    ErrorCase("use-cudnn-reset-before", {"units": 3, "reset_after": False, "use_cudnn": True}, ArgumentError, _GRU + r"`use_cudnn=True` needs"),
+    ErrorCase("initial-state-count", {"units": 3}, ArgumentError, _GRU + r"`initial_state` must be a list of 1 states \[h\]\. Received: 2 states\.",
+              (2, 4, 5), call={"initial_state": [np.zeros((2, 3), np.float32)] * 2}),
+)
+
+RNN_CASES = (
+    Case(SimpleRNN, "seq1-state0-back0-mask-none", {"units": UNITS, "return_sequences": True}, SHAPE, expect={"path": "fused"}),
+    Case(SimpleRNN, "seq0-state1-back1-mask-none", {"units": UNITS, "return_state": True, "go_backwards": True}, SHAPE, expect={"path": "fused"}),
+    Case(SimpleRNN, "seq0-state0-back1-mask-right", {"units": UNITS, "go_backwards": True}, SHAPE, call={"mask": "right"}, expect={"path": "fused"}),
+    Case(SimpleRNN, "seq1-state0-back0-mask-right", {"units": UNITS, "return_sequences": True}, SHAPE, call={"mask": "right"}, expect={"path": "fused"}),
+    Case(SimpleRNN, "seq1-state1-back1-mask-holey", {"units": UNITS, "return_sequences": True, "return_state": True, "go_backwards": True}, SHAPE,
+         call={"mask": "holey"}, expect={"path": "loop"}),
+    Case(SimpleRNN, "mask-empty-row", {"units": UNITS, "return_sequences": True, "return_state": True}, SHAPE, call={"mask": "empty-row"}, expect={"path": "fused"}),
+    Case(SimpleRNN, "initial-state", {"units": UNITS, "return_sequences": True, "return_state": True}, SHAPE, call={"initial_state": True}, expect={"path": "fused"}),
+    Case(SimpleRNN, "stateful-last", {"units": UNITS, "stateful": True, "return_state": True}, SHAPE, expect={"path": "fused"}, calls=2),
+    Case(SimpleRNN, "act-relu", {"units": UNITS, "activation": "relu", "return_sequences": True}, SHAPE, expect={"path": "fused"}),
+    Case(SimpleRNN, "act-sigmoid", {"units": UNITS, "activation": "sigmoid", "return_sequences": True}, SHAPE, expect={"path": "loop"}),
+    Case(SimpleRNN, "no-bias", {"units": UNITS, "use_bias": False}, SHAPE, expect={"path": "fused"}),
+    Case(SimpleRNN, "training-dropout", {"units": UNITS, "dropout": 0.4, "return_sequences": True}, SHAPE, call={"training": True}, expect={"path": "fused"}),
+    Case(SimpleRNN, "training-dropout-recurrent", {"units": UNITS, "dropout": 0.3, "recurrent_dropout": 0.25, "return_state": True},
+         SHAPE, call={"mask": "right", "training": True}, expect={"path": "loop"}),
+    Case(SimpleRNN, "wide-float64", {"units": 6, "return_sequences": True}, (2, 9, 3), call={"mask": "right"}, expect={"path": "fused"}, dtypes=("float32", "float64")),
+    Case(SimpleRNN, "half", {"units": 8, "return_sequences": True}, (2, 6, 5), dtypes=("float16", "bfloat16")),
+)
+
+_RNN = r"^`SimpleRNN` layer 'simple_rnn': "
+
+RNN_ERRORS = (
+    ErrorCase("units-zero", {"units": 0}, ArgumentError, _RNN + r"`units` must be a positive integer"),
+    ErrorCase("rank-2", {"units": 3}, InputShapeError, _RNN + r"expected an input of rank 3", (3, 5)),
+)
+
+LAYERS = (
+    LayerInfo(SimpleRNN, RNN_CASES, RNN_ERRORS, driver=RecurrentDriver(), onnx_group=_onnx_group),
+    LayerInfo(LSTM, FLAGS + OTHERS, ERRORS, driver=RecurrentDriver(), onnx_group=_onnx_group),
+    LayerInfo(GRU, GRU_FLAGS + GRU_OTHERS, GRU_ERRORS, driver=RecurrentDriver(), onnx_group=_onnx_group),
+)

@@ -1,4 +1,4 @@
-"""Planted faults in `xlayers/layers/recurrent.py` (LSTM)."""
+"""Planted faults in `xlayers/layers/recurrent.py` (LSTM, GRU)."""
 
 from __future__ import annotations
 
@@ -167,7 +167,84 @@ def _lstm_dropout_unscaled() -> ContextManager[Any]:
     return mock.patch.object(recurrent_layer, "lstm_dropout_masks", masks)
 
 
+def _patch_gru(args: Callable[[dict[str, Any]], None]) -> ContextManager[Any]:
+    """Patch the functional ``gru`` the GRU layer calls (torch-layout weights, gates r, z, n):
+    ``args`` edits its arguments (a dict, in place) on the way in."""
+    original = recurrent_layer.gru
+
+    @functools.wraps(original)
+    def planted(inputs, weight_ih, weight_hh, bias_ih=None, bias_hh=None, **kwargs):
+        call = dict(inputs=inputs, weight_ih=weight_ih, weight_hh=weight_hh, bias_ih=bias_ih, bias_hh=bias_hh, **kwargs)
+        args(call)
+        return original(**call)
+
+    return mock.patch.object(recurrent_layer, "gru", planted)
+
+
+def _gru_gates(value: torch.Tensor, order: Sequence[int]) -> torch.Tensor:
+    units = value.shape[0] // 3
+    return value.reshape(3, units, *value.shape[1:])[list(order)].reshape(value.shape)
+
+
+def _gru_z_r_not_reordered() -> ContextManager[Any]:
+    def edit(call: dict[str, Any]) -> None:
+        for name in ("weight_ih", "weight_hh", "bias_ih", "bias_hh"):
+            if call[name] is not None:
+                call[name] = _gru_gates(call[name], (1, 0, 2))  # Keras's z, r, h taken as torch's r, z, n
+
+    return _patch_gru(edit)
+
+
+def _gru_bias_rows_swapped() -> ContextManager[Any]:
+    def edit(call: dict[str, Any]) -> None:
+        if call["bias_hh"] is not None:
+            call["bias_ih"], call["bias_hh"] = call["bias_hh"], call["bias_ih"]
+
+    return _patch_gru(edit)
+
+
+def _gru_reset_before_as_after() -> ContextManager[Any]:
+    def edit(call: dict[str, Any]) -> None:
+        call["reset_after"] = True  # r applied after the recurrent matmul, with no recurrent bias
+
+    return _patch_gru(edit)
+
+
+def _simple_rnn_recurrent_kernel_transposed() -> ContextManager[Any]:
+    original = recurrent_layer.simple_rnn
+
+    @functools.wraps(original)
+    def planted(inputs, weight_ih, weight_hh, bias=None, **kwargs):
+        return original(inputs, weight_ih, weight_hh.T, bias, **kwargs)  # Keras's (state, units) taken as torch's
+
+    return mock.patch.object(recurrent_layer, "simple_rnn", planted)
+
+
 PLANTS: tuple[Plant, ...] = (
+    Plant(
+        "simple-rnn-recurrent-kernel-transposed",
+        "SimpleRNN's recurrent_kernel (units x units, so any orientation fits) used untransposed as torch's weight_hh",
+        ("simple_rnn/seq1-state0-back0-mask-none", "simple_rnn/act-sigmoid"),
+        _simple_rnn_recurrent_kernel_transposed,
+    ),
+    Plant(
+        "gru-z-r-not-reordered",
+        "Keras's GRU gates z, r, h handed to torch's GRU (r, z, n) without reordering",
+        ("gru/seq1-state0-back0-mask-none", "gru/act-relu"),
+        _gru_z_r_not_reordered,
+    ),
+    Plant(
+        "gru-bias-rows-swapped",
+        "Keras's reset_after bias rows (input, recurrent) swapped into torch's b_hh, b_ih",
+        ("gru/seq1-state0-back0-mask-none",),
+        _gru_bias_rows_swapped,
+    ),
+    Plant(
+        "gru-reset-before-as-after",
+        "reset_after=False computed with the reset_after=True formula (r applied after the recurrent matmul)",
+        ("gru/reset-before",),
+        _gru_reset_before_as_after,
+    ),
     Plant(
         "lstm-gate-order-f-c-swapped",
         "gate blocks reordered i, c, f, o on the way to the kernel (mixing Keras's i, f, c, o with "

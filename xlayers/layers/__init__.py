@@ -94,7 +94,9 @@ from .pooling import MaxPooling3D as MaxPooling3D
 # preprocessing
 from .preprocessing import Normalization as Normalization
 from .preprocessing import Rescaling as Rescaling
+from .recurrent import GRU as GRU
 from .recurrent import LSTM as LSTM
+from .recurrent import SimpleRNN as SimpleRNN
 
 # regularization
 from .regularization import ActivityRegularization as ActivityRegularization
@@ -137,7 +139,9 @@ __all__ = [
     "Identity",
     "Masking",
     # recurrent
+    "GRU",
     "LSTM",
+    "SimpleRNN",
     # pooling
     "AdaptiveAveragePooling1D",
     "AdaptiveAveragePooling2D",

@@ -1,4 +1,4 @@
-"""Recurrent layers: `BaseRNN`, generic over the cell, and its member `LSTM`."""
+"""Recurrent layers: `BaseRNN`, generic over the cell, and its members `LSTM`, `GRU` and `SimpleRNN`."""
 
 from __future__ import annotations
 
@@ -13,9 +13,20 @@ from ..arguments import check_positive_int
 from ..errors import ArgumentError, ArgumentTypeError, InputShapeError
 from ..layer import InputSpec, Layer, Shape
 from ..layout import Weight
-from .recurrent_ops import LSTM_FUSED_ACTIVATIONS, is_activation, lstm, lstm_dropout_masks
+from .recurrent_ops import (
+    GRU_FUSED_ACTIVATIONS,
+    LSTM_FUSED_ACTIVATIONS,
+    SIMPLE_RNN_FUSED_ACTIVATIONS,
+    gru,
+    gru_dropout_masks,
+    is_activation,
+    lstm,
+    lstm_dropout_masks,
+    simple_rnn,
+    simple_rnn_dropout_masks,
+)
 
-__all__ = ["BaseRNN", "LSTM"]
+__all__ = ["GRU", "LSTM", "BaseRNN", "SimpleRNN"]
 
 DropoutMasks = tuple[torch.Tensor | None, torch.Tensor | None]
 
@@ -524,4 +535,409 @@ class LSTM(BaseRNN):
             **self._weight_argument_config(),
             "unit_forget_bias": self.unit_forget_bias,
             **self._dropout_config(),
+        }
+
+
+# Keras's GRU bias: ``(2, 3*units)`` (input row, recurrent row) with ``reset_after``,
+# ``(3*units,)`` without; both are ``bias``, the configuration picks one.
+_GRU_BIAS_AFTER = Weight("bias", ("source", "gate", "units"), gates="zrh", torch_gates="rzn", onnx_gates="zrh",
+                         enabled_by="_bias_after", path="cell/bias")
+_GRU_BIAS_BEFORE = Weight("bias", ("gate", "units"), gates="zrh", torch_gates="rzn", onnx_gates="zrh",
+                          enabled_by="_bias_before", path="cell/bias")
+
+
+class GRU(BaseRNN):
+    """Gated Recurrent Unit (Cho et al. 2014), as ``keras.layers.GRU``.
+
+    Per step, with gates stacked ``z, r, h`` along the last axis of the weights::
+
+        z = recurrent_activation(x_t @ kernel_z + h @ recurrent_kernel_z + b_z)
+        r = recurrent_activation(x_t @ kernel_r + h @ recurrent_kernel_r + b_r)
+        hh = activation(x_t @ kernel_h + b_h + r * (h @ recurrent_kernel_h + c_h))   # reset_after
+        hh = activation(x_t @ kernel_h + b_h + (r * h) @ recurrent_kernel_h)         # not reset_after
+        h = z * h + (1 - z) * hh
+
+    With ``reset_after=True`` (the default), ``tanh``/``sigmoid``, no recurrent dropout and a
+    mask that is absent or right-padded, it runs torch's fused ``aten::gru`` on the torch
+    views of the weights (Keras's z, r, h is torch's r, z, n reordered; Keras's two bias rows
+    are torch's ``b_ih`` and ``b_hh``). Anything else runs an exact loop that follows Keras.
+    ``last_path`` says which ran.
+
+    Args:
+        units: dimensionality of the output space.
+        activation: for the candidate ``hh`` (default ``tanh``).
+        recurrent_activation: for the z and r gates (default ``sigmoid``).
+        use_bias: whether the layer uses a bias.
+        kernel_initializer, recurrent_initializer, bias_initializer: initializers.
+        kernel_regularizer, recurrent_regularizer, bias_regularizer,
+            activity_regularizer: regularizers.
+        kernel_constraint, recurrent_constraint, bias_constraint: constraints.
+        dropout: fraction of the input units to drop (training only).
+        recurrent_dropout: fraction of the recurrent state units to drop (training only).
+        seed: seed for the dropout masks.
+        return_sequences: return the whole output sequence, not only the last output.
+        return_state: also return the last ``h``.
+        go_backwards: process the sequence reversed (outputs in processing order).
+        stateful: carry the last state of a batch over to the next call.
+        unroll: accepted for Keras compatibility; numerics do not depend on it.
+        reset_after: apply the reset gate after the recurrent matmul (``True``, with a
+            separate recurrent bias) or before it (``False``).
+        zero_output_for_mask: output zeros (not the previous output) at masked steps.
+        use_cudnn: ``"auto"`` (fused kernel when possible), ``True`` (require it),
+            ``False`` (always the loop).
+        **kwargs: base `Layer` arguments (``name``, ``dtype``, ``input_shape``, ...).
+
+    Call arguments:
+        inputs: ``(batch, timesteps, features)``.
+        mask: ``(batch, timesteps)`` booleans, ``True`` for steps to use.
+        training: whether dropout applies (default: the module's ``training`` flag).
+        initial_state: ``[h0]`` (or ``h0``), ``(batch, units)``.
+
+    Output shape:
+        ``(batch, units)``, or ``(batch, timesteps, units)`` with ``return_sequences``;
+        with ``return_state``, followed by ``h`` ``(batch, units)``.
+
+    Weights:
+        kernel: ``(in, 3*units)``; torch view ``(3*units, in)`` (gates ``rzn``).
+        recurrent_kernel: ``(state, 3*units)``; torch view ``(3*units, state)``; ``state`` is ``units``.
+        bias: ``(source, 3*units)`` = ``(2, 3*units)`` (input row, recurrent row) with ``reset_after``;
+        bias: ``(3*units,)`` without it. Either only if ``use_bias``.
+        Keras paths ``cell/kernel``, ``cell/recurrent_kernel``, ``cell/bias``.
+        Gate views, live: ``kernel_z/r/h`` ``(in, units)``,
+        ``recurrent_kernel_z/r/h`` ``(units, units)``, ``bias_z/r/h``.
+
+    Example:
+        >>> layer = GRU(64, return_sequences=True)
+        >>> layer(torch.randn(8, 20, 10)).shape
+        torch.Size([8, 20, 64])
+        >>> tuple(layer.kernel_z.shape), tuple(layer.bias.shape), layer.last_path
+        ((10, 64), (2, 192), 'fused')
+    """
+
+    STATES = ("h",)
+    FUSED_ACTIVATIONS = GRU_FUSED_ACTIVATIONS
+    ONNX_OPERATOR = "GRU"
+    LAYOUT = (
+        Weight("kernel", ("in", "gate", "units"), torch=("gate", "units", "in"),
+               gates="zrh", torch_gates="rzn", onnx_gates="zrh", path="cell/kernel"),
+        Weight("recurrent_kernel", ("state", "gate", "units"), torch=("gate", "units", "state"),
+               gates="zrh", torch_gates="rzn", onnx_gates="zrh", role="recurrent", path="cell/recurrent_kernel"),
+        _GRU_BIAS_BEFORE,
+        _GRU_BIAS_AFTER,
+    )
+
+    def __init__(
+        self,
+        units: int,
+        activation: str | Callable[[torch.Tensor], torch.Tensor] | None = "tanh",
+        recurrent_activation: str | Callable[[torch.Tensor], torch.Tensor] | None = "sigmoid",
+        use_bias: bool = True,
+        kernel_initializer: Any = "glorot_uniform",
+        recurrent_initializer: Any = "orthogonal",
+        bias_initializer: Any = "zeros",
+        kernel_regularizer: Any = None,
+        recurrent_regularizer: Any = None,
+        bias_regularizer: Any = None,
+        activity_regularizer: Any = None,
+        kernel_constraint: Any = None,
+        recurrent_constraint: Any = None,
+        bias_constraint: Any = None,
+        dropout: float = 0.0,
+        recurrent_dropout: float = 0.0,
+        seed: int | None = None,
+        return_sequences: bool = False,
+        return_state: bool = False,
+        go_backwards: bool = False,
+        stateful: bool = False,
+        unroll: bool = False,
+        reset_after: bool = True,
+        zero_output_for_mask: bool = False,
+        use_cudnn: bool | str = "auto",
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(
+            dropout=dropout, recurrent_dropout=recurrent_dropout, seed=seed, return_sequences=return_sequences,
+            return_state=return_state, go_backwards=go_backwards, stateful=stateful, unroll=unroll,
+            zero_output_for_mask=zero_output_for_mask, use_cudnn=use_cudnn, activity_regularizer=activity_regularizer,
+            **kwargs,
+        )
+        self.units = check_positive_int("units", units)
+        self.activation = activations.get(activation)
+        self.recurrent_activation = activations.get(recurrent_activation)
+        self.use_bias = bool(use_bias)
+        self.reset_after = bool(reset_after)
+        self._set_weight_arguments(locals())
+        if self.use_cudnn is True and not self.reset_after:
+            raise ArgumentError("`use_cudnn=True` needs reset_after=True (torch's GRU). Received: reset_after=False.")
+        self._check_use_cudnn()
+
+    @property
+    def _bias_after(self) -> bool:
+        return self.use_bias and self.reset_after
+
+    @property
+    def _bias_before(self) -> bool:
+        return self.use_bias and not self.reset_after
+
+    @property
+    def fused_ok(self) -> bool:
+        """As :attr:`BaseRNN.fused_ok`, and ``reset_after`` (torch's GRU convention)."""
+        return self.reset_after and super().fused_ok
+
+    def _bias_declaration(self) -> Weight:
+        return _GRU_BIAS_AFTER if self.reset_after else _GRU_BIAS_BEFORE
+
+    def weight_view(self, name: str, framework: Any = "torch", value: torch.Tensor | None = None) -> torch.Tensor:
+        if name != "bias":
+            return super().weight_view(name, framework, value)
+        return self._bias_declaration().convert(self.bias if value is None else value, "keras", framework)
+
+    def __getattr__(self, name: str) -> Any:
+        if name in ("bias_z", "bias_r", "bias_h") and not self.__dict__.get("reset_after", True):
+            self._require_built(name)
+            return _GRU_BIAS_BEFORE.gate_slice(self.bias, "zrh".index(name[-1]))
+        return super().__getattr__(name)
+
+    def build(self, input_shape: Shape) -> Mapping[str, int]:
+        features = input_shape[-1]
+        if features is None:
+            raise ArgumentError(
+                f"the feature axis of the input must be known to build. Received: input_shape={tuple(input_shape)}."
+            )
+        self.input_spec = InputSpec(ndim=3, axes={-1: features})
+        return {"in": features, "units": self.units, "state": self.units, "source": 2}
+
+    def dropout_masks(self, inputs: torch.Tensor, generator: torch.Generator | None) -> DropoutMasks:
+        return gru_dropout_masks(
+            inputs, self.units, dropout=self.dropout, recurrent_dropout=self.recurrent_dropout, training=True,
+            generator=generator,
+        )
+
+    def recurrence(
+        self,
+        inputs: torch.Tensor,
+        initial_state: list[torch.Tensor] | None,
+        mask: torch.Tensor | None,
+        dropout_masks: DropoutMasks,
+    ) -> tuple[torch.Tensor, list[torch.Tensor], str]:
+        bias_ih = bias_hh = None
+        if self.use_bias:
+            bias = self.weight_view("bias")
+            bias_ih, bias_hh = (bias[0], bias[1]) if self.reset_after else (bias, None)
+        # Keras's per-gate masks are z, r, h; torch's gates r, z, n.
+        to_torch = [1, 0, 2]
+        drop, recurrent = (None if m is None or m.dim() == 2 else m[to_torch] for m in dropout_masks)
+        drop = dropout_masks[0] if drop is None else drop
+        recurrent = dropout_masks[1] if recurrent is None else recurrent
+        outputs, h, path = gru(
+            inputs,
+            self.weight_view("kernel"),
+            self.weight_view("recurrent_kernel"),
+            bias_ih,
+            bias_hh,
+            initial_state=None if initial_state is None else initial_state[0],
+            mask=mask,
+            go_backwards=self.go_backwards,
+            zero_output_for_mask=self.zero_output_for_mask,
+            reset_after=self.reset_after,
+            activation=self.activation,
+            recurrent_activation=self.recurrent_activation,
+            fused_ok=self.fused_ok,
+            dropout_mask=drop,
+            recurrent_dropout_mask=recurrent,
+        )
+        return outputs, [h], path
+
+    def export_refusal(self) -> str | None:
+        if not self.reset_after:
+            return "a GRU with reset_after=False runs an exact loop (ONNX's GRU exports only reset_after=True here)"
+        return super().export_refusal()
+
+    @classmethod
+    def onnx_translations(cls) -> dict[Any, Callable[..., Any]]:
+        from .recurrent_onnx import gru_translation  # onnxscript: only when exporting
+
+        return {torch.ops.xlayers.gru.default: gru_translation(cls.LAYOUT)}
+
+    def get_config(self) -> dict[str, Any]:
+        return {
+            **super().get_config(),
+            "units": self.units,
+            "activation": activations.serialize(self.activation),
+            "recurrent_activation": activations.serialize(self.recurrent_activation),
+            "use_bias": self.use_bias,
+            **self._weight_argument_config(),
+            **self._dropout_config(),
+            "reset_after": self.reset_after,
+        }
+
+
+class SimpleRNN(BaseRNN):
+    """Fully-connected RNN whose output is fed back as its input, as ``keras.layers.SimpleRNN``.
+
+    Per step::
+
+        h = activation(x_t @ kernel + h @ recurrent_kernel + bias)
+
+    With ``tanh`` (the default) or ``relu``, no recurrent dropout and a mask that is absent
+    or right-padded, it runs torch's fused ``aten::rnn_tanh`` / ``aten::rnn_relu`` on the
+    torch views of the weights (Keras's bias as ``b_ih``, a zero ``b_hh``); anything else runs
+    an exact loop that follows Keras. ``last_path`` says which ran.
+
+    Args:
+        units: dimensionality of the output space.
+        activation: activation function (default ``tanh``).
+        use_bias: whether the layer uses a bias vector.
+        kernel_initializer, recurrent_initializer, bias_initializer: initializers.
+        kernel_regularizer, recurrent_regularizer, bias_regularizer,
+            activity_regularizer: regularizers.
+        kernel_constraint, recurrent_constraint, bias_constraint: constraints.
+        dropout: fraction of the input units to drop (training only).
+        recurrent_dropout: fraction of the recurrent state units to drop (training only).
+        return_sequences: return the whole output sequence, not only the last output.
+        return_state: also return the last ``h``.
+        go_backwards: process the sequence reversed (outputs in processing order).
+        stateful: carry the last state of a batch over to the next call.
+        unroll: accepted for Keras compatibility; numerics do not depend on it.
+        seed: seed for the dropout masks.
+        zero_output_for_mask: output zeros (not the previous output) at masked steps.
+        **kwargs: base `Layer` arguments (``name``, ``dtype``, ``input_shape``, ...).
+
+    Call arguments:
+        inputs: ``(batch, timesteps, features)``.
+        mask: ``(batch, timesteps)`` booleans, ``True`` for steps to use.
+        training: whether dropout applies (default: the module's ``training`` flag).
+        initial_state: ``[h0]`` (or ``h0``), ``(batch, units)``.
+
+    Output shape:
+        ``(batch, units)``, or ``(batch, timesteps, units)`` with ``return_sequences``;
+        with ``return_state``, followed by ``h`` ``(batch, units)``.
+
+    Weights:
+        kernel: ``(in, units)``; torch view ``(units, in)``.
+        recurrent_kernel: ``(state, units)``; torch view ``(units, state)``; ``state`` is ``units``.
+        bias: ``(units,)``, if ``use_bias``.
+        Keras paths ``cell/kernel``, ``cell/recurrent_kernel``, ``cell/bias``.
+
+    Example:
+        >>> layer = SimpleRNN(16, return_sequences=True)
+        >>> layer(torch.randn(8, 20, 10)).shape
+        torch.Size([8, 20, 16])
+        >>> tuple(layer.kernel.shape), layer.last_path
+        ((10, 16), 'fused')
+    """
+
+    STATES = ("h",)
+    FUSED_ACTIVATIONS = SIMPLE_RNN_FUSED_ACTIVATIONS
+    ONNX_OPERATOR = "RNN"
+    LAYOUT = (
+        Weight("kernel", ("in", "units"), torch=("units", "in"), path="cell/kernel"),
+        Weight("recurrent_kernel", ("state", "units"), torch=("units", "state"), role="recurrent",
+               path="cell/recurrent_kernel"),
+        Weight("bias", ("units",), enabled_by="use_bias", path="cell/bias"),
+    )
+
+    def __init__(
+        self,
+        units: int,
+        activation: str | Callable[[torch.Tensor], torch.Tensor] | None = "tanh",
+        use_bias: bool = True,
+        kernel_initializer: Any = "glorot_uniform",
+        recurrent_initializer: Any = "orthogonal",
+        bias_initializer: Any = "zeros",
+        kernel_regularizer: Any = None,
+        recurrent_regularizer: Any = None,
+        bias_regularizer: Any = None,
+        activity_regularizer: Any = None,
+        kernel_constraint: Any = None,
+        recurrent_constraint: Any = None,
+        bias_constraint: Any = None,
+        dropout: float = 0.0,
+        recurrent_dropout: float = 0.0,
+        return_sequences: bool = False,
+        return_state: bool = False,
+        go_backwards: bool = False,
+        stateful: bool = False,
+        unroll: bool = False,
+        seed: int | None = None,
+        zero_output_for_mask: bool = False,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(
+            dropout=dropout, recurrent_dropout=recurrent_dropout, seed=seed, return_sequences=return_sequences,
+            return_state=return_state, go_backwards=go_backwards, stateful=stateful, unroll=unroll,
+            zero_output_for_mask=zero_output_for_mask, activity_regularizer=activity_regularizer, **kwargs,
+        )
+        self.units = check_positive_int("units", units)
+        self.activation = activations.get(activation)
+        self.use_bias = bool(use_bias)
+        self._set_weight_arguments(locals())
+
+    @property
+    def fused_ok(self) -> bool:
+        """Whether the activation is one torch's fused kernels compute: tanh or relu."""
+        return is_activation(self.activation, "tanh") or is_activation(self.activation, "relu")
+
+    def build(self, input_shape: Shape) -> Mapping[str, int]:
+        features = input_shape[-1]
+        if features is None:
+            raise ArgumentError(
+                f"the feature axis of the input must be known to build. Received: input_shape={tuple(input_shape)}."
+            )
+        self.input_spec = InputSpec(ndim=3, axes={-1: features})
+        return {"in": features, "units": self.units, "state": self.units}
+
+    def dropout_masks(self, inputs: torch.Tensor, generator: torch.Generator | None) -> DropoutMasks:
+        return simple_rnn_dropout_masks(
+            inputs, self.units, dropout=self.dropout, recurrent_dropout=self.recurrent_dropout, training=True,
+            generator=generator,
+        )
+
+    def recurrence(
+        self,
+        inputs: torch.Tensor,
+        initial_state: list[torch.Tensor] | None,
+        mask: torch.Tensor | None,
+        dropout_masks: DropoutMasks,
+    ) -> tuple[torch.Tensor, list[torch.Tensor], str]:
+        outputs, h, path = simple_rnn(
+            inputs,
+            self.weight_view("kernel"),
+            self.weight_view("recurrent_kernel"),
+            self.weight_view("bias") if self.use_bias else None,
+            initial_state=None if initial_state is None else initial_state[0],
+            mask=mask,
+            go_backwards=self.go_backwards,
+            zero_output_for_mask=self.zero_output_for_mask,
+            activation=self.activation,
+            fused_ok=self.fused_ok,
+            dropout_mask=dropout_masks[0],
+            recurrent_dropout_mask=dropout_masks[1],
+        )
+        return outputs, [h], path
+
+    def export_refusal(self) -> str | None:
+        if not self.fused_ok:
+            return (
+                "only SimpleRNNs with activation 'tanh' or 'relu' export as ONNX's RNN operator; "
+                "others would unroll at a fixed length"
+            )
+        return super().export_refusal()
+
+    @classmethod
+    def onnx_translations(cls) -> dict[Any, Callable[..., Any]]:
+        from .recurrent_onnx import simple_rnn_translation  # onnxscript: only when exporting
+
+        return {torch.ops.xlayers.simple_rnn.default: simple_rnn_translation()}
+
+    def get_config(self) -> dict[str, Any]:
+        return {
+            **super().get_config(),
+            "units": self.units,
+            "activation": activations.serialize(self.activation),
+            "use_bias": self.use_bias,
+            **self._weight_argument_config(),
+            "dropout": self.dropout,
+            "recurrent_dropout": self.recurrent_dropout,
+            "seed": self.seed,
         }

@@ -1,5 +1,9 @@
 """ONNX translations of the recurrent layers' custom ops, for torch's exporter.
 
+``xlayers::simple_rnn`` becomes ONNX's ``RNN`` (``Tanh`` or ``Relu``).
+``xlayers::gru`` (the fused GRU, reset_after=True) becomes ONNX's ``GRU`` with
+``linear_before_reset=1`` (torch's and Keras's reset_after formula), the same way.
+
 ``xlayers::lstm`` (the fused LSTM, :func:`~xlayers.layers.recurrent_ops.exported_lstm`)
 becomes ONNX's ``LSTM`` operator, with ``sequence_lens`` for a mask's lengths. The op takes
 torch-layout weights; the gates go from torch's order to ONNX's as the layer's ``LAYOUT``
@@ -18,7 +22,7 @@ from onnxscript import opset18 as op
 
 from ..layout import Weight
 
-__all__ = ["lstm_translation"]
+__all__ = ["gru_translation", "lstm_translation", "simple_rnn_translation"]
 
 _INT32 = 6  # onnx.TensorProto.INT32
 
@@ -37,19 +41,74 @@ def _reverse_time(y: Any) -> Any:
     )
 
 
+def _onnx_gates(value: Any, weight: Weight, units: Any, rows: int) -> Any:
+    """torch ``(gates*units, rows)`` (``rows=0``: a vector) -> ONNX ``(1, gates*units[, rows])``."""
+    gates = len(weight.gates)
+    tail = [rows] if rows else []
+    split = op.Reshape(value, op.Constant(value_ints=[gates, units, *tail]))
+    reordered = op.Gather(split, op.Constant(value_ints=_gather_order(weight)), axis=0)
+    return op.Reshape(reordered, op.Constant(value_ints=[1, gates * units, *tail]))
+
+
+def _masked_outputs(inputs: Any, lengths: Any, y: Any, h: Any, go_backwards: bool, zero_output_for_mask: bool) -> Any:
+    """Keras's outputs around an ONNX recurrence over ``sequence_lens``: processing order for
+    ``go_backwards``; else padded steps repeat the last valid output (zero for empty rows), or
+    are zero with ``zero_output_for_mask``."""
+    if go_backwards:
+        return _reverse_time(y)
+    if zero_output_for_mask:
+        return y
+    nonempty = op.Unsqueeze(op.Greater(lengths, op.CastLike(0, lengths)), [1])
+    length = op.Squeeze(op.Shape(inputs, start=1, end=2), [0])
+    steps = op.Range(op.CastLike(0, lengths), length, op.CastLike(1, lengths))
+    valid = op.Less(op.Unsqueeze(steps, [0]), op.Unsqueeze(lengths, [1]))
+    last = op.Where(nonempty, h, op.Mul(h, op.CastLike(0.0, h)))
+    return op.Where(op.Unsqueeze(valid, [2]), y, op.Unsqueeze(last, [1]))
+
+
+def gru_translation(layout: Sequence[Weight]) -> Callable[..., Any]:
+    """The translation of ``xlayers::gru`` for a layer declaring ``layout`` (``kernel``,
+    ``recurrent_kernel``, gated; the bias rows reorder as the kernel's gates)."""
+    declared = {weight.name: weight for weight in layout}
+    kernel, recurrent_kernel = declared["kernel"], declared["recurrent_kernel"]
+
+    def xlayers_gru(
+        inputs, lengths, h0, weight_ih, weight_hh, bias_ih, bias_hh, go_backwards=False, zero_output_for_mask=False
+    ):
+        """``xlayers::gru`` as ONNX's ``GRU`` (``linear_before_reset=1``, ``sequence_lens``
+        from a mask's lengths), with Keras's semantics around it as for the LSTM."""
+        units = weight_hh.shape[1]
+        w = _onnx_gates(weight_ih, kernel, units, weight_ih.shape[1])
+        r = _onnx_gates(weight_hh, recurrent_kernel, units, units)
+        b = None
+        if bias_ih is not None:
+            b_ih = _onnx_gates(bias_ih, kernel, units, 0)
+            if bias_hh is None:
+                b_hh = op.Mul(b_ih, op.CastLike(0.0, b_ih))
+            else:
+                b_hh = _onnx_gates(bias_hh, kernel, units, 0)
+            b = op.Concat(b_ih, b_hh, axis=1)
+        sequence_lens = None if lengths is None else op.Cast(lengths, to=_INT32)
+        y, y_h = op.GRU(  # time-major: onnxruntime has no batch-first GRU
+            op.Transpose(inputs, perm=[1, 0, 2]), w, r, b, sequence_lens, op.Unsqueeze(h0, [0]),
+            hidden_size=units, direction="reverse" if go_backwards else "forward", linear_before_reset=1,
+        )
+        y = op.Transpose(op.Squeeze(y, [1]), perm=[1, 0, 2])
+        h = op.Squeeze(y_h, [0])
+        if lengths is None:
+            return (_reverse_time(y) if go_backwards else y), h
+        nonempty = op.Unsqueeze(op.Greater(lengths, op.CastLike(0, lengths)), [1])
+        h = op.Where(nonempty, h, h0)
+        return _masked_outputs(inputs, lengths, y, h, go_backwards, zero_output_for_mask), h
+
+    return xlayers_gru
+
+
 def lstm_translation(layout: Sequence[Weight]) -> Callable[..., Any]:
     """The translation of ``xlayers::lstm`` for a layer declaring ``layout`` (``kernel``,
     ``recurrent_kernel`` and ``bias``, gated)."""
     declared = {weight.name: weight for weight in layout}
     kernel, recurrent_kernel, bias_weight = declared["kernel"], declared["recurrent_kernel"], declared["bias"]
-
-    def onnx_gates(value: Any, weight: Weight, units: Any, rows: int) -> Any:
-        """torch ``(gates*units, rows)`` (``rows=0``: a vector) -> ONNX ``(1, gates*units[, rows])``."""
-        gates = len(weight.gates)
-        tail = [rows] if rows else []
-        split = op.Reshape(value, op.Constant(value_ints=[gates, units, *tail]))
-        reordered = op.Gather(split, op.Constant(value_ints=_gather_order(weight)), axis=0)
-        return op.Reshape(reordered, op.Constant(value_ints=[1, gates * units, *tail]))
 
     def xlayers_lstm(
         inputs, lengths, h0, c0, weight_ih, weight_hh, bias, go_backwards=False, zero_output_for_mask=False
@@ -60,11 +119,11 @@ def lstm_translation(layout: Sequence[Weight]) -> Callable[..., Any]:
         ``zero_output_for_mask``) and an empty row keeps its initial state."""
         # (unannotated on purpose: torch's exporter reads annotations as ONNX attribute types)
         units = weight_hh.shape[1]
-        w = onnx_gates(weight_ih, kernel, units, weight_ih.shape[1])
-        r = onnx_gates(weight_hh, recurrent_kernel, units, units)
+        w = _onnx_gates(weight_ih, kernel, units, weight_ih.shape[1])
+        r = _onnx_gates(weight_hh, recurrent_kernel, units, units)
         b = None  # no bias: ONNX's LSTM takes B as zeros
         if bias is not None:
-            b = onnx_gates(bias, bias_weight, units, 0)
+            b = _onnx_gates(bias, bias_weight, units, 0)
             b = op.Concat(b, op.Mul(b, op.CastLike(0.0, b)), axis=1)  # Keras has one bias: b_ih, and b_hh = 0
         sequence_lens = None if lengths is None else op.Cast(lengths, to=_INT32)
         y, y_h, y_c = op.LSTM(  # time-major: onnxruntime has no batch-first (layout=1) LSTM
@@ -78,14 +137,36 @@ def lstm_translation(layout: Sequence[Weight]) -> Callable[..., Any]:
         nonempty = op.Unsqueeze(op.Greater(lengths, op.CastLike(0, lengths)), [1])
         h = op.Where(nonempty, h, h0)
         c = op.Where(nonempty, c, c0)
-        if go_backwards:  # outputs in processing order; the leading padded steps are zeros
-            y = _reverse_time(y)
-        elif not zero_output_for_mask:  # padded steps repeat the last valid output (zero for empty rows)
-            length = op.Squeeze(op.Shape(inputs, start=1, end=2), [0])
-            steps = op.Range(op.CastLike(0, lengths), length, op.CastLike(1, lengths))
-            valid = op.Less(op.Unsqueeze(steps, [0]), op.Unsqueeze(lengths, [1]))
-            last = op.Where(nonempty, h, op.Mul(h, op.CastLike(0.0, h)))
-            y = op.Where(op.Unsqueeze(valid, [2]), y, op.Unsqueeze(last, [1]))
-        return y, h, c
+        return _masked_outputs(inputs, lengths, y, h, go_backwards, zero_output_for_mask), h, c
 
     return xlayers_lstm
+
+
+def simple_rnn_translation() -> Callable[..., Any]:
+    """The translation of ``xlayers::simple_rnn`` (ungated weights: no reordering)."""
+
+    def xlayers_simple_rnn(
+        inputs, lengths, h0, weight_ih, weight_hh, bias, relu=False, go_backwards=False, zero_output_for_mask=False
+    ):
+        """``xlayers::simple_rnn`` as ONNX's ``RNN``, with Keras's semantics around it as for the LSTM."""
+        units = weight_hh.shape[1]
+        w = op.Unsqueeze(weight_ih, [0])
+        r = op.Unsqueeze(weight_hh, [0])
+        b = None
+        if bias is not None:
+            b = op.Unsqueeze(op.Concat(bias, op.Mul(bias, op.CastLike(0.0, bias)), axis=0), [0])
+        sequence_lens = None if lengths is None else op.Cast(lengths, to=_INT32)
+        y, y_h = op.RNN(
+            op.Transpose(inputs, perm=[1, 0, 2]), w, r, b, sequence_lens, op.Unsqueeze(h0, [0]),
+            hidden_size=units, direction="reverse" if go_backwards else "forward",
+            activations=["Relu" if relu else "Tanh"],
+        )
+        y = op.Transpose(op.Squeeze(y, [1]), perm=[1, 0, 2])
+        h = op.Squeeze(y_h, [0])
+        if lengths is None:
+            return (_reverse_time(y) if go_backwards else y), h
+        nonempty = op.Unsqueeze(op.Greater(lengths, op.CastLike(0, lengths)), [1])
+        h = op.Where(nonempty, h, h0)
+        return _masked_outputs(inputs, lengths, y, h, go_backwards, zero_output_for_mask), h
+
+    return xlayers_simple_rnn

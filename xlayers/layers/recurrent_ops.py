@@ -84,13 +84,21 @@ from xlayers import activations
 from xlayers.errors import ArgumentError, InputShapeError, WeightShapeError
 
 __all__ = [
+    "GRU_FUSED_ACTIVATIONS",
     "LSTM_FUSED_ACTIVATIONS",
+    "SIMPLE_RNN_FUSED_ACTIVATIONS",
+    "exported_gru",
     "exported_lstm",
+    "exported_simple_rnn",
     "fused_lstm_supported",
+    "gru",
+    "gru_dropout_masks",
     "is_activation",
     "is_right_padded",
     "lstm",
     "lstm_dropout_masks",
+    "simple_rnn",
+    "simple_rnn_dropout_masks",
 ]
 
 Activation = Callable[[Tensor], Tensor] | None
@@ -103,6 +111,7 @@ LSTM_FUSED_ACTIVATIONS = {"activation": "tanh", "recurrent_activation": "sigmoid
 _ACTIVATION_FORMS: dict[str, tuple[tuple[Callable[[Tensor], Tensor], ...], type[torch.nn.Module]]] = {
     "tanh": ((activations.tanh, torch.tanh, F.tanh, Tensor.tanh), torch.nn.Tanh),
     "sigmoid": ((activations.sigmoid, torch.sigmoid, F.sigmoid, Tensor.sigmoid), torch.nn.Sigmoid),
+    "relu": ((activations.relu, torch.relu, F.relu, Tensor.relu), torch.nn.ReLU),
 }
 
 # Devices where aten::lstm has an implementation for every floating dtype
@@ -524,3 +533,397 @@ def _lstm_loop(
             prev_out = out_t
             outs.append(out_t)
     return torch.stack(outs, dim=1), h, c
+
+
+# -- GRU ------------------------------------------------------------------------------------
+#
+# Keras's GRU (``layers/rnn/gru.py``, gates z, r, h; torch's r, z, n), per step::
+#
+#     reset_after=True:   z = σ(x W_z + b_z + h U_z + c_z);  r = σ(x W_r + b_r + h U_r + c_r)
+#                         hh = act(x W_h + b_h + r * (h U_h + c_h))
+#     reset_after=False:  z = σ(x W_z + b_z + h U_z);  r = σ(x W_r + b_r + h U_r)
+#                         hh = act(x W_h + b_h + (r * h) U_h)
+#     h = z * h + (1 - z) * hh
+#
+# reset_after=True is torch's ``aten::gru`` (``n = tanh(W_in x + b_in + r * (W_hn h + b_hn))``,
+# ``h' = (1 - z) * n + z * h``), with Keras's input bias as ``b_ih`` and its recurrent bias as
+# ``b_hh``. Masks, go_backwards and empty rows follow the LSTM's rules above.
+
+GRU_FUSED_ACTIVATIONS = {"activation": "tanh", "recurrent_activation": "sigmoid"}
+# SimpleRNN's fused kernels: aten::rnn_tanh, and aten::rnn_relu for "relu" (the layer's `fused_ok`).
+SIMPLE_RNN_FUSED_ACTIVATIONS = {"activation": "tanh"}
+
+
+def gru_dropout_masks(
+    inputs: Tensor,
+    units: int,
+    *,
+    dropout: float = 0.0,
+    recurrent_dropout: float = 0.0,
+    training: bool = False,
+    generator: torch.Generator | None = None,
+) -> tuple[Tensor | None, Tensor | None]:
+    """The dropout masks Keras's ``GRUCell`` uses for one call: with recurrent dropout
+    (Keras ``implementation=1``) three masks per kind stacked ``(3, batch, dim)`` in the gate
+    order z, r, h; otherwise one ``(batch, dim)`` input mask. Scaled by ``1 / (1 - rate)``,
+    only when ``training`` and ``0 < rate < 1``."""
+    per_gate = recurrent_dropout != 0.0
+    n, feat = inputs.shape[0], inputs.shape[-1]
+
+    def draw(dim: int, rate: float) -> Tensor | None:
+        if not training or not (0.0 < rate < 1.0):
+            return None
+        shape = (3, n, dim) if per_gate else (n, dim)
+        keep = torch.rand(shape, generator=generator, device=inputs.device) >= rate
+        return keep.to(inputs.dtype) / (1.0 - rate)
+
+    return draw(feat, dropout), draw(units, recurrent_dropout)
+
+
+def gru(
+    inputs: Tensor,
+    weight_ih: Tensor,
+    weight_hh: Tensor,
+    bias_ih: Tensor | None = None,
+    bias_hh: Tensor | None = None,
+    *,
+    initial_state: Tensor | None = None,
+    mask: Tensor | None = None,
+    go_backwards: bool = False,
+    zero_output_for_mask: bool = False,
+    reset_after: bool = True,
+    activation: Activation = torch.tanh,
+    recurrent_activation: Activation = torch.sigmoid,
+    fused_ok: bool = False,
+    dropout_mask: Tensor | None = None,
+    recurrent_dropout_mask: Tensor | None = None,
+) -> tuple[Tensor, Tensor, str]:
+    """Run a Keras-semantics GRU over a batch-first sequence.
+
+    Args:
+        inputs: ``(N, T, F)``.
+        weight_ih: ``(3 * units, F)``, weight_hh: ``(3 * units, units)``, gates in torch's
+            order r, z, n (Keras's r, z, h).
+        bias_ih: ``(3 * units,)`` input bias or ``None``; bias_hh: the recurrent bias
+            (``reset_after=True`` only) or ``None``.
+        initial_state: ``(N, units)`` or ``None`` (zeros).
+        mask, go_backwards, zero_output_for_mask: as :func:`lstm`.
+        reset_after: Keras's GRU convention (``True``: torch's).
+        fused_ok: whether the configuration allows ``aten::gru`` (tanh/sigmoid,
+            ``reset_after``); the call then also needs no per-gate or recurrent dropout
+            mask and a right-padded mask or none.
+        dropout_mask, recurrent_dropout_mask: ``(N, d)`` shared, or ``(3, N, d)`` per gate
+            in torch's order r, z, n.
+
+    Returns:
+        ``(outputs, h, path)``, outputs in processing order.
+    """
+    if inputs.dim() != 3 or inputs.shape[1] == 0:
+        raise InputShapeError(
+            "`gru` expects inputs of rank 3 (batch, time, features) with at least one "
+            f"time step. Received: inputs.shape={tuple(inputs.shape)}."
+        )
+    n, t_len, _ = inputs.shape
+    units = weight_hh.shape[1]
+    h0 = inputs.new_zeros(n, units) if initial_state is None else initial_state.to(inputs.dtype)
+    if activation is None:
+        activation = _identity
+    if recurrent_activation is None:
+        recurrent_activation = _identity
+    weights = [w for w in (weight_ih, weight_hh, bias_ih, bias_hh) if w is not None]
+    use_fused = (
+        bool(fused_ok)
+        and reset_after
+        and recurrent_dropout_mask is None
+        and (dropout_mask is None or dropout_mask.dim() == 2)
+        and fused_lstm_supported(inputs.dtype, inputs.device)
+        and _fused_backward_traceable(inputs, (*weights, h0))
+    )
+    lengths = None
+    if mask is not None and use_fused and not torch.compiler.is_exporting():  # exporting: the mask's lengths
+        if torch.compiler.is_compiling():
+            use_fused = False
+        else:
+            right_padded, lengths = is_right_padded(mask)
+            if not right_padded:
+                use_fused = False
+            elif bool((lengths == t_len).all()):
+                lengths = None
+    if use_fused and dropout_mask is None and torch.compiler.is_exporting():
+        # One op, which becomes ONNX's GRU (linear_before_reset=1); a mask is taken as
+        # right-padded and becomes its sequence_lens.
+        out, h = exported_gru(
+            inputs, None if mask is None else mask.sum(dim=1), h0, weight_ih, weight_hh, bias_ih, bias_hh,
+            go_backwards, zero_output_for_mask,
+        )
+        return out, h, "fused"
+    if use_fused:
+        x = inputs if dropout_mask is None else inputs * dropout_mask.unsqueeze(1)
+        out, h = _gru_fused(x, weight_ih, weight_hh, bias_ih, bias_hh, h0, lengths, go_backwards, zero_output_for_mask)
+        return out, h, "fused"
+    out, h = _gru_loop(
+        inputs, weight_ih, weight_hh, bias_ih, bias_hh, h0, mask, go_backwards, zero_output_for_mask,
+        reset_after, activation, recurrent_activation, dropout_mask, recurrent_dropout_mask,
+    )
+    return out, h, "loop"
+
+
+@torch.library.custom_op("xlayers::gru", mutates_args=())
+def exported_gru(
+    inputs: Tensor, lengths: Tensor | None, h0: Tensor, weight_ih: Tensor, weight_hh: Tensor, bias_ih: Tensor | None,
+    bias_hh: Tensor | None, go_backwards: bool, zero_output_for_mask: bool,
+) -> tuple[Tensor, Tensor]:
+    """The fused GRU (reset_after) as one op, for export: ``recurrent_onnx`` writes it as
+    ONNX's ``GRU``. Run eagerly, it is the fused path."""
+    out, h = _gru_fused(inputs, weight_ih, weight_hh, bias_ih, bias_hh, h0, lengths, go_backwards, zero_output_for_mask)
+    return out.clone(), h.clone()
+
+
+@exported_gru.register_fake
+def _exported_gru_shapes(
+    inputs: Tensor, lengths: Tensor | None, h0: Tensor, weight_ih: Tensor, weight_hh: Tensor, bias_ih: Tensor | None,
+    bias_hh: Tensor | None, go_backwards: bool, zero_output_for_mask: bool,
+) -> tuple[Tensor, Tensor]:
+    n, t_len, _ = inputs.shape
+    units = weight_hh.shape[1]
+    return inputs.new_empty(n, t_len, units), inputs.new_empty(n, units)
+
+
+def _gru_fused(
+    x: Tensor, weight_ih: Tensor, weight_hh: Tensor, bias_ih: Tensor | None, bias_hh: Tensor | None, h0: Tensor,
+    lengths: Tensor | None, go_backwards: bool, zero_output_for_mask: bool,
+) -> tuple[Tensor, Tensor]:
+    return _fused_one_state(
+        torch.gru, x, weight_ih, weight_hh, bias_ih, bias_hh, h0, lengths, go_backwards, zero_output_for_mask
+    )
+
+
+def _fused_one_state(
+    kernel: Callable[..., tuple[Tensor, Tensor]], x: Tensor, weight_ih: Tensor, weight_hh: Tensor,
+    bias_ih: Tensor | None, bias_hh: Tensor | None, h0: Tensor, lengths: Tensor | None, go_backwards: bool,
+    zero_output_for_mask: bool,
+) -> tuple[Tensor, Tensor]:
+    """One call of torch's single-state recurrent ``kernel`` (``torch.gru``, ``torch.rnn_tanh``,
+    ``torch.rnn_relu``) with Keras's mask and go_backwards semantics (as :func:`_lstm_fused`)."""
+    params = [weight_ih, weight_hh]
+    has_biases = bias_ih is not None
+    if has_biases:
+        params += [bias_ih, bias_hh if bias_hh is not None else torch.zeros_like(bias_ih)]
+    train = torch.is_grad_enabled() and any(p.requires_grad for p in (x, h0, *params))
+    if lengths is None:
+        if go_backwards:
+            x = x.flip(1)
+        out, h = kernel(x, h0.unsqueeze(0), params, has_biases, 1, 0.0, train, False, True)
+        return out, h[0]
+    t_len = x.shape[1]
+    steps = torch.arange(t_len, device=x.device)
+    lens = lengths.to(x.device).unsqueeze(1)
+    valid = steps.unsqueeze(0) < lens
+    if go_backwards:
+        rev_idx = torch.where(valid, lens - 1 - steps, steps)
+        x = x.gather(1, rev_idx.unsqueeze(2).expand_as(x))
+    packed = pack_padded_sequence(x, lengths.clamp(min=1).cpu(), batch_first=True, enforce_sorted=False)
+    hx = h0.index_select(0, packed.sorted_indices).unsqueeze(0)
+    out_data, h = kernel(packed.data, packed.batch_sizes, hx, params, has_biases, 1, 0.0, train, False)
+    h = h[0].index_select(0, packed.unsorted_indices)
+    out, _ = pad_packed_sequence(
+        PackedSequence(out_data, packed.batch_sizes, packed.sorted_indices, packed.unsorted_indices),
+        batch_first=True,
+        total_length=t_len,
+    )
+    empty = lens == 0
+    h = torch.where(empty, h0, h)
+    if go_backwards:
+        lead = t_len - lens
+        src = (steps.unsqueeze(0) - lead).clamp(min=0)
+        out = out.gather(1, src.unsqueeze(2).expand_as(out))
+        out = torch.where((steps.unsqueeze(0) >= lead).unsqueeze(2), out, out.new_zeros(()))
+    else:
+        fill = out.new_zeros(()) if zero_output_for_mask else torch.where(empty, h.new_zeros(()), h).unsqueeze(1)
+        out = torch.where(valid.unsqueeze(2), out, fill)
+    return out, h
+
+
+def _gru_loop(
+    inputs: Tensor, weight_ih: Tensor, weight_hh: Tensor, bias_ih: Tensor | None, bias_hh: Tensor | None, h: Tensor,
+    mask: Tensor | None, go_backwards: bool, zero_output_for_mask: bool, reset_after: bool,
+    activation: Callable[[Tensor], Tensor], recurrent_activation: Callable[[Tensor], Tensor],
+    dmask: Tensor | None, rdmask: Tensor | None,
+) -> tuple[Tensor, Tensor]:
+    n, t_len, feat = inputs.shape
+    units = weight_hh.shape[1]
+    if dmask is None or dmask.dim() == 2:
+        xw = F.linear(inputs if dmask is None else inputs * dmask.unsqueeze(1), weight_ih, bias_ih)
+    else:  # one mask per gate (torch's order r, z, n)
+        xg = inputs.unsqueeze(0) * dmask.unsqueeze(2)
+        xw = torch.einsum("gntf,guf->ntgu", xg, weight_ih.reshape(3, units, feat)).reshape(n, t_len, 3 * units)
+        if bias_ih is not None:
+            xw = xw + bias_ih
+    w_r, w_z, w_n = weight_hh.chunk(3, dim=0)
+    b_r, b_z, b_n = (None, None, None) if bias_hh is None else bias_hh.chunk(3)
+    if rdmask is None:
+        rd_r = rd_z = rd_n = None
+    elif rdmask.dim() == 2:
+        rd_r = rd_z = rd_n = rdmask
+    else:
+        rd_r, rd_z, rd_n = rdmask.unbind(0)
+    keep = None if mask is None else mask.bool().unsqueeze(2)
+    prev_out = None
+    outs = []
+    for s in range(t_len):
+        t = t_len - 1 - s if go_backwards else s
+        x_r, x_z, x_n = xw[:, t].chunk(3, dim=1)
+        h_r = h if rd_r is None else h * rd_r
+        h_z = h if rd_z is None else h * rd_z
+        h_n = h if rd_n is None else h * rd_n
+        r = recurrent_activation(x_r + F.linear(h_r, w_r, b_r))
+        z = recurrent_activation(x_z + F.linear(h_z, w_z, b_z))
+        if reset_after:
+            hh = activation(x_n + r * F.linear(h_n, w_n, b_n))
+        else:
+            hh = activation(x_n + F.linear(r * h_n, w_n))
+        h_new = z * h + (1 - z) * hh
+        if keep is None:
+            h = h_new
+            outs.append(h_new)
+        else:
+            k = keep[:, t]
+            other = h_new.new_zeros(()) if zero_output_for_mask or prev_out is None else prev_out
+            out_t = torch.where(k, h_new, other)
+            h = torch.where(k, h_new, h)
+            prev_out = out_t
+            outs.append(out_t)
+    return torch.stack(outs, dim=1), h
+
+
+
+# -- SimpleRNN ------------------------------------------------------------------------------
+#
+# Keras's ``SimpleRNNCell`` (``layers/rnn/simple_rnn.py``): ``h = activation(x W + b + h U)``,
+# one input and one recurrent dropout mask. With tanh or relu it is torch's ``aten::rnn_tanh``
+# / ``aten::rnn_relu`` (Keras's bias as ``b_ih``, a zero ``b_hh``).
+
+
+def simple_rnn_dropout_masks(
+    inputs: Tensor,
+    units: int,
+    *,
+    dropout: float = 0.0,
+    recurrent_dropout: float = 0.0,
+    training: bool = False,
+    generator: torch.Generator | None = None,
+) -> tuple[Tensor | None, Tensor | None]:
+    """The masks Keras's ``SimpleRNNCell`` uses for one call: one ``(batch, features)`` input
+    mask and one ``(batch, units)`` recurrent mask, scaled by ``1 / (1 - rate)``, only when
+    ``training`` and ``0 < rate < 1``."""
+    n, feat = inputs.shape[0], inputs.shape[-1]
+
+    def draw(dim: int, rate: float) -> Tensor | None:
+        if not training or not (0.0 < rate < 1.0):
+            return None
+        keep = torch.rand((n, dim), generator=generator, device=inputs.device) >= rate
+        return keep.to(inputs.dtype) / (1.0 - rate)
+
+    return draw(feat, dropout), draw(units, recurrent_dropout)
+
+
+def simple_rnn(
+    inputs: Tensor,
+    weight_ih: Tensor,
+    weight_hh: Tensor,
+    bias: Tensor | None = None,
+    *,
+    initial_state: Tensor | None = None,
+    mask: Tensor | None = None,
+    go_backwards: bool = False,
+    zero_output_for_mask: bool = False,
+    activation: Activation = torch.tanh,
+    fused_ok: bool = False,
+    dropout_mask: Tensor | None = None,
+    recurrent_dropout_mask: Tensor | None = None,
+) -> tuple[Tensor, Tensor, str]:
+    """Run a Keras-semantics SimpleRNN: torch-layout ``weight_ih (units, F)``,
+    ``weight_hh (units, units)``, ``bias (units,)`` or ``None``. ``fused_ok``: the activation is
+    tanh or relu (``aten::rnn_tanh`` / ``aten::rnn_relu``); a call also needs no recurrent
+    dropout mask and a right-padded mask or none. Returns ``(outputs, h, path)``."""
+    if inputs.dim() != 3 or inputs.shape[1] == 0:
+        raise InputShapeError(
+            "`simple_rnn` expects inputs of rank 3 (batch, time, features) with at least one "
+            f"time step. Received: inputs.shape={tuple(inputs.shape)}."
+        )
+    n, t_len, _ = inputs.shape
+    units = weight_hh.shape[1]
+    h0 = inputs.new_zeros(n, units) if initial_state is None else initial_state.to(inputs.dtype)
+    if activation is None:
+        activation = _identity
+    kernel = torch.rnn_tanh if is_activation(activation, "tanh") else torch.rnn_relu
+    weights = [w for w in (weight_ih, weight_hh, bias) if w is not None]
+    use_fused = (
+        bool(fused_ok)
+        and recurrent_dropout_mask is None
+        and fused_lstm_supported(inputs.dtype, inputs.device)
+        and _fused_backward_traceable(inputs, (*weights, h0))
+    )
+    lengths = None
+    if mask is not None and use_fused and not torch.compiler.is_exporting():
+        if torch.compiler.is_compiling():
+            use_fused = False
+        else:
+            right_padded, lengths = is_right_padded(mask)
+            if not right_padded:
+                use_fused = False
+            elif bool((lengths == t_len).all()):
+                lengths = None
+    if use_fused and dropout_mask is None and torch.compiler.is_exporting():
+        out, h = exported_simple_rnn(
+            inputs, None if mask is None else mask.sum(dim=1), h0, weight_ih, weight_hh, bias,
+            kernel is torch.rnn_relu, go_backwards, zero_output_for_mask,
+        )
+        return out, h, "fused"
+    if use_fused:
+        x = inputs if dropout_mask is None else inputs * dropout_mask.unsqueeze(1)
+        out, h = _fused_one_state(kernel, x, weight_ih, weight_hh, bias, None, h0, lengths, go_backwards, zero_output_for_mask)
+        return out, h, "fused"
+    x = inputs if dropout_mask is None else inputs * dropout_mask.unsqueeze(1)
+    xw = F.linear(x, weight_ih, bias)
+    recurrent = weight_hh.T
+    h = h0
+    keep = None if mask is None else mask.bool().unsqueeze(2)
+    prev_out = None
+    outs = []
+    for s in range(t_len):
+        t = t_len - 1 - s if go_backwards else s
+        h_in = h if recurrent_dropout_mask is None else h * recurrent_dropout_mask
+        h_new = activation(torch.addmm(xw[:, t], h_in, recurrent))
+        if keep is None:
+            h = h_new
+            outs.append(h_new)
+        else:
+            k = keep[:, t]
+            other = h_new.new_zeros(()) if zero_output_for_mask or prev_out is None else prev_out
+            out_t = torch.where(k, h_new, other)
+            h = torch.where(k, h_new, h)
+            prev_out = out_t
+            outs.append(out_t)
+    return torch.stack(outs, dim=1), h, "loop"
+
+
+@torch.library.custom_op("xlayers::simple_rnn", mutates_args=())
+def exported_simple_rnn(
+    inputs: Tensor, lengths: Tensor | None, h0: Tensor, weight_ih: Tensor, weight_hh: Tensor, bias: Tensor | None,
+    relu: bool, go_backwards: bool, zero_output_for_mask: bool,
+) -> tuple[Tensor, Tensor]:
+    """The fused SimpleRNN (tanh, or relu) as one op, for export as ONNX's ``RNN``."""
+    kernel = torch.rnn_relu if relu else torch.rnn_tanh
+    out, h = _fused_one_state(kernel, inputs, weight_ih, weight_hh, bias, None, h0, lengths, go_backwards, zero_output_for_mask)
+    return out.clone(), h.clone()
+
+
+@exported_simple_rnn.register_fake
+def _exported_simple_rnn_shapes(
+    inputs: Tensor, lengths: Tensor | None, h0: Tensor, weight_ih: Tensor, weight_hh: Tensor, bias: Tensor | None,
+    relu: bool, go_backwards: bool, zero_output_for_mask: bool,
+) -> tuple[Tensor, Tensor]:
+    n, t_len, _ = inputs.shape
+    units = weight_hh.shape[1]
+    return inputs.new_empty(n, t_len, units), inputs.new_empty(n, units)
