@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable, Mapping, Sequence
-from typing import Any, NamedTuple
+from typing import Any, ClassVar, NamedTuple
 
 import numpy as np
 import torch
@@ -29,12 +29,15 @@ class LoraMixin:
     ``lora_rank``, axis ``rank``) and calls :meth:`_init_lora` in its constructor.
     """
 
+    LORA_TARGET: ClassVar[str] = "kernel"  # the weight LoRA adapts: lora_<target>_a / lora_<target>_b
+
     def _init_lora(self, lora_rank: int | None, lora_alpha: float | None) -> None:
         if lora_rank is not None:
             check_positive_int("lora_rank", lora_rank)
-            if self.kernel_constraint is not None:
+            constraint = f"{self.LORA_TARGET}_constraint"
+            if getattr(self, constraint) is not None:
                 raise ArgumentError(
-                    f"`lora_rank` cannot be combined with `kernel_constraint`. "
+                    f"`lora_rank` cannot be combined with `{constraint}`. "
                     f"Received: lora_rank={lora_rank}."
                 )
         if lora_alpha is not None and (isinstance(lora_alpha, bool) or not isinstance(lora_alpha, (int, float, np.number))):
@@ -44,19 +47,23 @@ class LoraMixin:
 
     def _build(self, input_shape: Shape, device: torch.device | None) -> None:
         super()._build(input_shape, device)
-        if self.lora_rank:  # as Keras's enable_lora: the base kernel is frozen
-            self.kernel.requires_grad_(False)
-            self._weight_trainable["kernel"] = False
+        if self.lora_rank:  # as Keras's enable_lora: the adapted weight is frozen
+            getattr(self, self.LORA_TARGET).requires_grad_(False)
+            self._weight_trainable[self.LORA_TARGET] = False
 
     def initializer_for(self, weight: Weight) -> Callable[..., torch.Tensor]:
-        lora = {"lora_kernel_a": "he_uniform", "lora_kernel_b": "zeros"}
+        lora = {f"lora_{self.LORA_TARGET}_a": "he_uniform", f"lora_{self.LORA_TARGET}_b": "zeros"}
         return initializers.get(lora[weight.name]) if weight.name in lora else super().initializer_for(weight)
 
-    def merged_kernel(self) -> torch.Tensor:
-        """``kernel``, plus the scaled LoRA update when ``lora_rank`` is set."""
+    def merged_weight(self) -> torch.Tensor:
+        """The adapted weight (``kernel``), plus the scaled LoRA update when ``lora_rank`` is set."""
+        target = self.LORA_TARGET
         if not self.lora_rank:
-            return self.kernel
-        return self.kernel + (self.lora_alpha / self.lora_rank) * (self.lora_kernel_a @ self.lora_kernel_b)
+            return getattr(self, target)
+        update = getattr(self, f"lora_{target}_a") @ getattr(self, f"lora_{target}_b")
+        return getattr(self, target) + (self.lora_alpha / self.lora_rank) * update
+
+    merged_kernel = merged_weight
 
     def lora_config(self) -> dict[str, Any]:
         return {"lora_rank": self.lora_rank, "lora_alpha": self.lora_alpha} if self.lora_rank else {}
@@ -246,7 +253,7 @@ __all__ += ["Identity"]
 # -- Embedding ----------------------------------------------------------------------------------
 
 
-class Embedding(Layer):
+class Embedding(LoraMixin, Layer):
     """Turns non-negative integer ids into dense vectors: ``outputs = embeddings[inputs]``.
 
     Row ``i`` of ``embeddings`` is the vector of id ``i``; the torch mapping is
@@ -318,12 +325,7 @@ class Embedding(Layer):
             raise ArgumentTypeError(f"`mask_zero` must be a boolean. Received: mask_zero={mask_zero!r}.")
         self.mask_zero = bool(mask_zero)
         self.supports_masking = self.mask_zero
-        if lora_rank is not None and self.embeddings_constraint is not None:
-            raise ArgumentError(f"`lora_rank` cannot be combined with `embeddings_constraint`. Received: lora_rank={lora_rank}.")
-        if lora_alpha is not None and (isinstance(lora_alpha, bool) or not isinstance(lora_alpha, (int, float, np.number))):
-            raise ArgumentTypeError(f"`lora_alpha` must be a number or None. Received: lora_alpha={lora_alpha!r}.")
-        self.lora_rank = None if lora_rank is None else check_positive_int("lora_rank", lora_rank)
-        self.lora_alpha = float(lora_alpha) if lora_alpha is not None else self.lora_rank
+        self._init_lora(lora_rank, lora_alpha)
         if quantization_config is not None:
             raise ArgumentError(f"quantized layers are not supported; `quantization_config` must be None. Received: quantization_config={quantization_config!r}.")
         self.input_spec = InputSpec(dtype="int")
@@ -334,21 +336,8 @@ class Embedding(Layer):
     def build(self, input_shape: Shape) -> Mapping[str, int]:
         return {"input_dim": self.input_dim, "output_dim": self.output_dim, "rank": self.lora_rank or 0}
 
-    def _build(self, input_shape: Shape, device: torch.device | None) -> None:
-        super()._build(input_shape, device)
-        if self.lora_rank:  # as Keras's enable_lora: the base table is frozen
-            self.embeddings.requires_grad_(False)
-            self._weight_trainable["embeddings"] = False
-
-    def initializer_for(self, weight: Weight) -> Callable[..., torch.Tensor]:
-        lora = {"lora_embeddings_a": "he_uniform", "lora_embeddings_b": "zeros"}
-        return initializers.get(lora[weight.name]) if weight.name in lora else super().initializer_for(weight)
-
-    def merged_embeddings(self) -> torch.Tensor:
-        """``embeddings``, plus the scaled LoRA update when ``lora_rank`` is set."""
-        if not self.lora_rank:
-            return self.embeddings
-        return self.embeddings + (self.lora_alpha / self.lora_rank) * (self.lora_embeddings_a @ self.lora_embeddings_b)
+    LORA_TARGET = "embeddings"
+    merged_embeddings = LoraMixin.merged_weight
 
     def call(self, inputs: torch.Tensor) -> torch.Tensor:
         ids = inputs if inputs.dtype in (torch.int32, torch.int64) else inputs.to(torch.int64)
