@@ -146,8 +146,9 @@ def _run_xlayers(info: LayerInfo, layer: Layer, data: _Data, memo: list[Any], de
             sum((o * torch.from_numpy(g).to(device=device, dtype=o.dtype)).sum() for o, g in zip(outputs, upstream)).backward()
             sources = _named_leaves("input", x) + [pair for k, v in kwargs.items() for pair in _named_leaves(k, v)]
             sources += [(entry.path, entry.parameter) for entry in layer.walk_weights()]
-            # a gradient that never arrived is left out: the comparison reports it missing
-            grads = {name: _numpy(t.grad) for name, t in sources if isinstance(t, torch.Tensor) and t.requires_grad and t.grad is not None}
+            # a source the outputs do not depend on gets no gradient: zeros, as Keras's tape reports None there
+            grads = {name: _numpy(t.grad) if t.grad is not None else np.zeros(tuple(t.shape))
+                     for name, t in sources if isinstance(t, torch.Tensor) and t.requires_grad}
     return outputs_per_call, grads, dtypes
 
 
@@ -172,7 +173,7 @@ def _run_keras(info: LayerInfo, twin: Any, data: _Data, memo: list[Any], upstrea
             outputs = _leaves(twin(x, **kwargs))
             # outputs of other shapes than xlayers' fail the output comparison; no gradient to take then
             fits = with_grad and len(outputs) == len(upstream) and all(tuple(o.shape) == g.shape for o, g in zip(outputs, upstream))
-            loss = tf.add_n([tf.reduce_sum(o * tf.constant(g.astype(dtype))) for o, g in zip(outputs, upstream)]) if fits else None
+            loss = tf.add_n([tf.reduce_sum(tf.cast(o, dtype) * tf.constant(g.astype(dtype))) for o, g in zip(outputs, upstream)]) if fits else None
         outputs_per_call.append([np.asarray(o) for o in outputs])
         if loss is not None:
             sources += [(path, v) for path, v in keras_variables(twin).items() if v.trainable]
@@ -299,7 +300,10 @@ def _run(info: LayerInfo, case: Case, device: str, dtype: str, result: CaseResul
         layer.to(device="cpu", dtype=getattr(torch, compute))
 
     # output shapes: xlayers' compute_output_shape against what both frameworks returned
-    predicted = [tuple(s) for s in _shape_list(layer.compute_output_shape(map_structure(lambda s: s.shape, case.inputs)))]
+    # (with the call's plain arguments it takes, as Keras's: `return_attention_scores`, `reverse`, ...)
+    options = {k: v for k, v in data.arguments[-1].items()
+               if isinstance(v, (bool, int, float, str)) and k in inspect.signature(layer.compute_output_shape).parameters}
+    predicted = [tuple(s) for s in _shape_list(layer.compute_output_shape(map_structure(lambda s: s.shape, case.inputs), **options))]
     keras_actual = [tuple(o.shape) for o in keras_out[-1]]
     ours_actual = [tuple(o.shape) for o in ours_out[-1]]
     shapes_ok = predicted == keras_actual == ours_actual

@@ -221,6 +221,94 @@ LAYERS = (*LAYERS, LayerInfo(Embedding, EMBEDDING_CASES, EMBEDDING_ERRORS, drive
                              deviations=EMBEDDING_DEVIATIONS, onnx_group=_embedding_onnx_group))
 
 
+# -- ReversibleEmbedding ----------------------------------------------------------------------
+
+from xlayers import ReversibleEmbedding  # (appended family block)
+
+
+class ReversibleEmbeddingDriver(Driver):
+    """ReversibleEmbedding: ``call={"reverse": True}`` feeds float hidden states
+    ``(..., output_dim)`` and projects them to logits (their gradient is checked); lookups feed
+    ids. Keras's layer attaches its lookup mask to the output in ``call`` (its
+    ``compute_mask`` is always ``None``): the check compares xlayers' ``compute_mask`` with
+    the mask Keras attached, on every id tensor fed."""
+
+    def __init__(self) -> None:
+        import weakref
+
+        self._twins: weakref.WeakKeyDictionary[Any, Any] = weakref.WeakKeyDictionary()
+        self._fed: weakref.WeakKeyDictionary[Any, list[np.ndarray]] = weakref.WeakKeyDictionary()
+
+    def twin(self, layer: Any, case: Case, dtype: str | None = None) -> Any:
+        twin = super().twin(layer, case, dtype)
+        self._twins.setdefault(layer, twin)
+        return twin
+
+    def arguments(self, layer: Any, case: Case, inputs: Any, rng: np.random.Generator) -> dict[str, Any]:
+        if case.call.get("reverse"):
+            return {"reverse": True}
+        self._fed.setdefault(layer, []).append(np.array(inputs))
+        return {}
+
+    def onnx_refusal(self, case: Case) -> str:
+        return "the exported graph is the layer's default call (the lookup); a reverse projection is F.linear" if case.call.get("reverse") else ""
+
+    def check(self, layer: Any, case: Case, result: CaseResult) -> None:
+        import tensorflow as tf
+        import torch
+        from keras.src.backend import get_keras_mask
+
+        twin = self._twins.get(layer)
+        wrong = []
+        for index, ids in enumerate(self._fed.get(layer, [])):
+            ours = layer.compute_mask(torch.from_numpy(ids))
+            theirs = get_keras_mask(twin(tf.constant(ids)))
+            ours = None if ours is None else ours.numpy()
+            theirs = None if theirs is None else np.asarray(theirs)
+            if (ours is None) != (theirs is None) or (ours is not None and not np.array_equal(ours, theirs)):
+                wrong.append(f"ids {index}: xlayers {None if ours is None else ours.astype(int).tolist()}, "
+                             f"keras {None if theirs is None else theirs.astype(int).tolist()}")
+        if self._fed.get(layer):
+            result.checks.append(Check("mask", not wrong, detail="" if not wrong else "mask differs: " + "; ".join(wrong)))
+
+
+_REVERSE = {"reverse": True}
+
+REVERSIBLE_EMBEDDING_CASES = (
+    Case(ReversibleEmbedding, "lookup-mask-zero", {"input_dim": 9, "output_dim": 5, "mask_zero": True}, _ids((3, 7), 4)),
+    Case(ReversibleEmbedding, "reverse-tied", {"input_dim": 11, "output_dim": 6}, (3, 5, 6), call=_REVERSE, dtypes=("float32", "float64")),
+    Case(ReversibleEmbedding, "reverse-untied", {"input_dim": 11, "output_dim": 6, "tie_weights": False}, (3, 5, 6), call=_REVERSE),
+    Case(ReversibleEmbedding, "lookup-untied", {"input_dim": 11, "output_dim": 6, "tie_weights": False}, _ids((2, 9), 11)),
+    Case(ReversibleEmbedding, "reverse-soft-cap", {"input_dim": 13, "output_dim": 4, "logit_soft_cap": 1.5}, (2, 3, 4), call=_REVERSE),
+    Case(ReversibleEmbedding, "reverse-untied-soft-cap-rank2", {"input_dim": 7, "output_dim": 5, "tie_weights": False, "logit_soft_cap": 2.0},
+         (3, 5), call=_REVERSE),
+    Case(ReversibleEmbedding, "reverse-dtype-float64", {"input_dim": 8, "output_dim": 5, "reverse_dtype": "float64"}, (3, 4, 5), call=_REVERSE),
+    Case(ReversibleEmbedding, "reverse-lora-r2", {"input_dim": 10, "output_dim": 6, "lora_rank": 2}, (3, 5, 6), call=_REVERSE),
+    Case(ReversibleEmbedding, "reverse-mixed", {"input_dim": 11, "output_dim": 6}, (3, 5, 6), call=_REVERSE, dtypes=("mixed_bfloat16",)),
+    Case(ReversibleEmbedding, "reverse-untied-mixed", {"input_dim": 11, "output_dim": 6, "tie_weights": False}, (3, 5, 6), call=_REVERSE,
+         dtypes=("mixed_float16",)),
+)
+
+_REVERSIBLE = r"^`ReversibleEmbedding` layer 'reversible_embedding': "
+
+REVERSIBLE_EMBEDDING_ERRORS = (
+    ErrorCase("tie-weights-str", {"input_dim": 4, "output_dim": 2, "tie_weights": "no"}, ArgumentTypeError,
+              _REVERSIBLE + r"`tie_weights` must be a boolean\. Received: tie_weights='no'\."),
+    ErrorCase("soft-cap-negative", {"input_dim": 4, "output_dim": 2, "logit_soft_cap": -1.0}, ArgumentError,
+              _REVERSIBLE + r"`logit_soft_cap` must be a positive number or None\. Received: logit_soft_cap=-1\.0\."),
+    ErrorCase("reverse-dtype-int", {"input_dim": 4, "output_dim": 2, "reverse_dtype": "int32"}, ArgumentError,
+              _REVERSIBLE + r"`reverse_dtype` must be None or a floating dtype"),
+    ErrorCase("reverse-features", {"input_dim": 4, "output_dim": 3}, InputShapeError,
+              _REVERSIBLE + r"expected axis -1 of the input to have size 3.*Received: input shape=\(2, 5, 4\)\.", (2, 5, 4),
+              call={"reverse": True}),
+    ErrorCase("float-ids", {"input_dim": 4, "output_dim": 2}, InputDtypeError,
+              _REVERSIBLE + r"expected an integer input\. Received: dtype=float32\.", (3, 4)),
+)
+
+LAYERS = (*LAYERS, LayerInfo(ReversibleEmbedding, REVERSIBLE_EMBEDDING_CASES, REVERSIBLE_EMBEDDING_ERRORS,
+                             driver=ReversibleEmbeddingDriver()))
+
+
 # -- EinsumDense ------------------------------------------------------------------------------
 
 EINSUM_DENSE_CASES = (

@@ -13,6 +13,7 @@ import torch.nn.functional as F
 
 from xlayers import activations
 from xlayers.layer import Layer
+from xlayers.layers import core as core_layers
 from xlayers.layers.core import Dense
 
 from .plant import Plant, ScaleGrad, drop_constructor_argument, swap_activation
@@ -83,6 +84,23 @@ def _grad_bias_detached() -> ContextManager[Any]:
     return _patch_dense_call(
         lambda self, x: self.activation(F.linear(x, self.merged_kernel().T, self.bias.detach() if self.use_bias else None))
     )
+
+
+
+def _soft_cap_division_forgotten() -> ContextManager[Any]:
+    """ReversibleEmbedding's soft cap as ``tanh(logits) * cap`` (the division by the cap forgotten)."""
+    original = core_layers.ReversibleEmbedding.call
+
+    @functools.wraps(original)
+    def planted(self: Any, inputs: torch.Tensor, reverse: bool = False) -> torch.Tensor:
+        cap, self.logit_soft_cap = self.logit_soft_cap, None
+        try:
+            logits = original(self, inputs, reverse=reverse)
+        finally:
+            self.logit_soft_cap = cap
+        return torch.tanh(logits) * cap if reverse and cap is not None else logits
+
+    return mock.patch.object(core_layers.ReversibleEmbedding, "call", planted)
 
 
 PLANTS: tuple[Plant, ...] = (
@@ -228,5 +246,11 @@ PLANTS = (
         "Keras's (in, out) kernel transposed on the way into the einsum (shapes agree for a square kernel)",
         ("einsum_dense/square-kernel",),
         _einsum_kernel_transposed,
+    ),
+    Plant(
+        "reversible-embedding-soft-cap-division-forgotten",
+        "a logit soft cap ported as tanh(logits) * cap instead of tanh(logits / cap) * cap",
+        ("reversible_embedding/reverse-soft-cap", "reversible_embedding/reverse-untied-soft-cap-rank2"),
+        _soft_cap_division_forgotten,
     ),
 )

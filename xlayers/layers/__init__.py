@@ -26,6 +26,7 @@ from .core import EinsumDense as EinsumDense
 from .core import Embedding as Embedding
 from .core import Identity as Identity
 from .core import Masking as Masking
+from .core import ReversibleEmbedding as ReversibleEmbedding
 
 # image
 from .image import CenterCrop as CenterCrop
@@ -138,6 +139,7 @@ __all__ = [
     "Embedding",
     "Identity",
     "Masking",
+    "ReversibleEmbedding",
     # recurrent
     "GRU",
     "LSTM",

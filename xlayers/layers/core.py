@@ -13,7 +13,7 @@ import torch.nn.functional as F
 from .. import activations, initializers
 from ..arguments import check_positive_int, integer
 from ..errors import ArgumentError, ArgumentTypeError, InputShapeError
-from ..layer import InputSpec, Layer, Shape
+from ..layer import InputSpec, Layer, Shape, dtype_name
 from ..layout import Weight
 
 __all__ = ["Dense", "LoraMixin", "Masking"]
@@ -373,6 +373,147 @@ class Embedding(LoraMixin, Layer):
 
 
 __all__ += ["Embedding"]
+
+
+class ReversibleEmbedding(Embedding):
+    """An `Embedding` that also projects back to the vocabulary, as
+    ``keras.layers.ReversibleEmbedding`` (the tied input/output embedding of language models).
+
+    ``layer(ids)`` is `Embedding`'s lookup (with its mask when ``mask_zero``);
+    ``layer(hidden, reverse=True)`` returns logits ``hidden @ embeddings.T`` (torch:
+    ``F.linear(hidden, embeddings)``, no copy), or ``hidden @ reverse_embeddings`` with
+    ``tie_weights=False``; with ``logit_soft_cap`` they become
+    ``tanh(logits / logit_soft_cap) * logit_soft_cap``.
+
+    Args:
+        input_dim: size of the vocabulary (largest id + 1).
+        output_dim: dimension of the dense embedding.
+        tie_weights: whether the reverse projection reuses ``embeddings`` (default) or has its
+            own trainable ``reverse_embeddings``.
+        embeddings_initializer, embeddings_regularizer, embeddings_constraint, mask_zero:
+            as `Embedding`.
+        reverse_dtype: dtype of the reverse projection (default: the compute dtype).
+        logit_soft_cap: if set, the reverse logits are soft-capped to ``(-cap, cap)``.
+        **kwargs: `Embedding` arguments (``lora_rank``, ``name``, ``dtype``, ...).
+
+    Call arguments:
+        inputs: integer ids ``(batch, ...)``, or with ``reverse=True`` hidden states
+            ``(batch, ..., output_dim)``.
+        reverse: project hidden states to logits instead of looking ids up.
+
+    Output shape:
+        ``(batch, ..., output_dim)``; with ``reverse=True`` ``(batch, ..., input_dim)``.
+
+    Weights:
+        embeddings: ``(input_dim, output_dim)``.
+        reverse_embeddings: ``(output_dim, input_dim)``, if not ``tie_weights``.
+        lora_embeddings_a, lora_embeddings_b: as `Embedding`, if ``lora_rank``.
+
+    Example:
+        >>> layer = ReversibleEmbedding(100, 16)
+        >>> hidden = layer(torch.randint(0, 100, (2, 7)))
+        >>> tuple(hidden.shape), tuple(layer(hidden, reverse=True).shape)
+        ((2, 7, 16), (2, 7, 100))
+    """
+
+    LAYOUT = (
+        *Embedding.LAYOUT,  # Keras builds the LoRA factors with `embeddings`, then `reverse_embeddings`
+        Weight("reverse_embeddings", ("output_dim", "input_dim"), enabled_by="untied"),
+    )
+
+    def __init__(
+        self,
+        input_dim: int,
+        output_dim: int,
+        tie_weights: bool = True,
+        embeddings_initializer: Any = "uniform",
+        embeddings_regularizer: Any = None,
+        embeddings_constraint: Any = None,
+        mask_zero: bool = False,
+        reverse_dtype: Any = None,
+        logit_soft_cap: float | None = None,
+        **kwargs: Any,
+    ) -> None:
+        self.__dict__["untied"] = tie_weights is False  # read by LAYOUT if the base builds at once (`weights=`)
+        super().__init__(
+            input_dim, output_dim, embeddings_initializer=embeddings_initializer,
+            embeddings_regularizer=embeddings_regularizer, embeddings_constraint=embeddings_constraint,
+            mask_zero=mask_zero, **kwargs,
+        )
+        if not isinstance(tie_weights, (bool, np.bool_)):
+            raise ArgumentTypeError(f"`tie_weights` must be a boolean. Received: tie_weights={tie_weights!r}.")
+        self.tie_weights = bool(tie_weights)
+        self.untied = not self.tie_weights
+        self.reverse_dtype = _floating_dtype("reverse_dtype", reverse_dtype)
+        if logit_soft_cap is not None and (
+            isinstance(logit_soft_cap, bool) or not isinstance(logit_soft_cap, (int, float)) or logit_soft_cap <= 0
+        ):
+            raise ArgumentError(f"`logit_soft_cap` must be a positive number or None. Received: logit_soft_cap={logit_soft_cap!r}.")
+        self.logit_soft_cap = None if logit_soft_cap is None else float(logit_soft_cap)
+        self.input_spec = None  # ids, or hidden states with reverse=True: `call` checks each against its own spec
+
+    @classmethod
+    def _weight_arguments(cls) -> list[tuple[str, Any]]:
+        return Embedding._weight_arguments()  # no arguments of its own for `reverse_embeddings`
+
+    def initializer_for(self, weight: Weight) -> Callable[..., torch.Tensor]:
+        """``reverse_embeddings`` starts from ``embeddings_initializer``; as in Keras, the
+        embeddings' regularizer and constraint do not apply to it."""
+        return self.embeddings_initializer if weight.name == "reverse_embeddings" else super().initializer_for(weight)
+
+    def _convert_inputs(self, inputs: Any) -> torch.Tensor:
+        return self._as_tensor(inputs)
+
+    def call(self, inputs: torch.Tensor, reverse: bool = False) -> torch.Tensor:
+        if not reverse:
+            return super().call(self.convert_input(inputs, InputSpec(dtype="int")))
+        hidden = self.convert_input(inputs, InputSpec(min_ndim=1, axes={-1: self.output_dim}))
+        # Keras's reverse projection reads its weights without a mixed policy's autocast: the
+        # product promotes to the weights' dtype (float32 logits under "mixed_bfloat16")
+        if not self.tie_weights:
+            kernel = self._parameters["reverse_embeddings"].t()
+        elif self.lora_rank:
+            kernel = self.merged_embeddings()  # (input_dim, output_dim): F.linear's layout as it is
+        else:
+            kernel = self._parameters["embeddings"]
+        dtype = self.reverse_dtype or torch.promote_types(hidden.dtype, kernel.dtype)
+        logits = F.linear(hidden.to(dtype), kernel.to(dtype))
+        if self.logit_soft_cap is not None:
+            logits = torch.tanh(logits / self.logit_soft_cap) * self.logit_soft_cap
+        return logits
+
+    def compute_mask(self, inputs: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor | None:
+        """The lookup's mask (``ids != 0`` with ``mask_zero``); reverse calls (floating
+        hidden states) carry none."""
+        if torch.is_tensor(inputs) and (inputs.is_floating_point() or inputs.is_complex()):
+            return None
+        return super().compute_mask(inputs, mask)
+
+    def compute_output_shape(self, input_shape: Shape, reverse: bool = False) -> Shape:
+        return (*tuple(input_shape)[:-1], self.input_dim) if reverse else super().compute_output_shape(input_shape)
+
+    def get_config(self) -> dict[str, Any]:
+        return {
+            **super().get_config(),
+            "tie_weights": self.tie_weights,
+            "reverse_dtype": None if self.reverse_dtype is None else dtype_name(self.reverse_dtype),
+            "logit_soft_cap": self.logit_soft_cap,
+        }
+
+
+def _floating_dtype(argument: str, dtype: Any) -> torch.dtype | None:
+    if dtype is None:
+        return None
+    resolved = getattr(torch, dtype, None) if isinstance(dtype, str) else dtype
+    if not isinstance(resolved, torch.dtype) or not resolved.is_floating_point:
+        raise ArgumentError(
+            f"`{argument}` must be None or a floating dtype ('float16', 'bfloat16', 'float32', 'float64'). "
+            f"Received: {argument}={dtype!r}."
+        )
+    return resolved
+
+
+__all__ += ["ReversibleEmbedding"]
 
 
 # -- EinsumDense ----------------------------------------------------------------------------------
