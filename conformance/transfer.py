@@ -30,8 +30,11 @@ _PATHS: weakref.WeakKeyDictionary[Any, dict[str, Any]] = weakref.WeakKeyDictiona
 def keras_variables(twin: Any) -> dict[str, Any]:
     """The Keras layer's weights keyed by their path inside it, as ``.keras`` files walk them:
     each layer's own variables by name, then its sub-layers by attribute name (Keras's
-    ``saving_lib._walk_saveable``; a layer reached twice keeps its first path)."""
+    ``saving_lib._walk_saveable``), the layers of a list by class name numbered per list
+    (``layers/dense_1``; Keras's ``_save_container_state``); a layer reached twice keeps its
+    first path."""
     from keras.src.saving import saving_lib
+    from keras.src.utils.naming import to_snake_case
 
     root = unwrap(twin)
     cached = _PATHS.get(root)
@@ -47,8 +50,21 @@ def keras_variables(twin: Any) -> dict[str, Any]:
             if id(variable) in weights:
                 found[prefix + variable.name] = variable
         for attribute, child in saving_lib._walk_saveable(layer):
-            if hasattr(child, "_trainable_variables") and id(child) not in seen:
-                walk(child, f"{prefix}{attribute}/")
+            visit(child, f"{prefix}{attribute}")
+
+    def visit(child: Any, path: str) -> None:
+        if hasattr(child, "_trainable_variables"):
+            if id(child) not in seen:
+                walk(child, f"{path}/")
+        elif isinstance(child, (list, tuple, dict)) and id(child) not in seen:
+            # a container's elements by class name, numbered per container (`layers/dense_1`)
+            seen.add(id(child))
+            used: dict[str, int] = {}
+            for item in child.values() if isinstance(child, dict) else child:
+                if hasattr(item, "_trainable_variables") or isinstance(item, (list, tuple, dict)):
+                    base = to_snake_case(type(item).__name__) if hasattr(item, "_trainable_variables") else "container"
+                    used[base] = used[base] + 1 if base in used else 0
+                    visit(item, f"{path}/{base}" + (f"_{used[base]}" if used[base] else ""))
 
     walk(root, "")
     _PATHS[root] = found

@@ -13,6 +13,11 @@ from .layer import InputSpec as InputSpec
 from .layer import Layer as Layer
 from .layer import apply_constraints as apply_constraints
 from .layer import clear_session as clear_session
+from .functional import Functional as Functional
+from .functional import Input as Input
+from .functional import InputLayer as InputLayer
+from .functional import KerasTensor as KerasTensor
+from .functional import Model as Model
 from .layers import *  # noqa: F403  (every public layer; the list is `xlayers.layers.__all__`)
 from .layout import Weight as Weight
 from .models import Sequential as Sequential
@@ -20,8 +25,13 @@ from .models import Sequential as Sequential
 __version__ = "0.1.0"
 
 __all__ = [
+    "Functional",
+    "Input",
+    "InputLayer",
     "InputSpec",
+    "KerasTensor",
     "Layer",
+    "Model",
     "Sequential",
     "Weight",
     "activations",

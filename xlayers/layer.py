@@ -79,6 +79,22 @@ def _leaves(structure: Any) -> list[Any]:
     return found
 
 
+class Symbolic:
+    """Base of symbolic tensors (the functional API's `KerasTensor`): a layer called on one
+    records the call instead of computing."""
+
+    shape: tuple[int | None, ...]
+
+
+def _is_symbolic(inputs: Any) -> bool:
+    """Whether ``inputs`` (a tensor, or a list or dict of them) is symbolic: its first leaf decides."""
+    while isinstance(inputs, (list, tuple)) and inputs:
+        inputs = inputs[0]
+    if isinstance(inputs, Mapping) and inputs:
+        return _is_symbolic(next(iter(inputs.values())))
+    return isinstance(inputs, Symbolic)
+
+
 class Variable(nn.Parameter):
     """A layer's weight: an ``nn.Parameter`` that knows its Keras name (``kernel``) and path
     (``dense/kernel``), as a Keras variable does. It computes as the parameter it is."""
@@ -254,6 +270,9 @@ class Layer(nn.Module, metaclass=_LayerMeta):
     """
 
     LAYOUT: ClassVar[tuple[Weight, ...]] = ()
+    KERAS_MODULE: ClassVar[str] = "keras.layers"
+    """Where Keras's class of the same name lives, as its serialization writes it."""
+    KERAS_REGISTERED_NAME: ClassVar[str | None] = None
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)
@@ -501,7 +520,11 @@ class Layer(nn.Module, metaclass=_LayerMeta):
 
     def forward(self, inputs: Any, *args: Any, **kwargs: Any) -> Any:
         """Check and convert ``inputs`` (a tensor, a list or a dict of them), then run ``call``;
-        collects activity losses."""
+        collects activity losses. On symbolic inputs, records the call (the functional API)."""
+        if not isinstance(inputs, torch.Tensor) and _is_symbolic(inputs):
+            from .functional import symbolic_call
+
+            return symbolic_call(self, (inputs, *args), kwargs)
         mixed = self._compute_dtype is not None
         if mixed:  # weights read in `call` come cast to the compute dtype, as Keras's AutocastVariable
             self.__dict__["_autocasting"] = True
@@ -596,7 +619,7 @@ class Layer(nn.Module, metaclass=_LayerMeta):
         return inputs.to(self.compute_dtype)
 
     def _as_tensor(self, inputs: Any) -> torch.Tensor:
-        if isinstance(inputs, torch.Tensor):
+        if isinstance(inputs, (torch.Tensor, Symbolic)):  # a symbolic input builds the layer from its shape
             return inputs
         array = np.asarray(inputs) if isinstance(inputs, (np.ndarray, np.generic, int, float, list, tuple)) else None
         if array is None or array.dtype.kind not in "biuf":

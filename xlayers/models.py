@@ -10,7 +10,7 @@ import torch
 from torch import nn
 
 from .errors import ArgumentError, ArgumentTypeError
-from .layer import Layer, Shape, _snake_case, get_layer_class
+from .layer import Layer, Shape, _snake_case
 
 __all__ = ["Sequential"]
 
@@ -40,6 +40,8 @@ class Sequential(Layer):
         >>> model(torch.randn(4, 3)).shape
         torch.Size([4, 2])
     """
+
+    KERAS_MODULE = "keras"
 
     def __init__(self, layers: Iterable[nn.Module] | None = None, **kwargs: Any) -> None:
         super().__init__(**kwargs)
@@ -135,25 +137,23 @@ class Sequential(Layer):
 
     def get_config(self) -> dict[str, Any]:
         config = super().get_config()
+        from .functional import serialize_layer
+
         layers = []
         for layer in self._stack:
             if not isinstance(layer, Layer):
                 raise ArgumentTypeError(f"{self._label}: `get_config` needs xlayers layers only. Received: layer of type {type(layer).__name__}.")
-            entry = {"class_name": type(layer).__name__, "config": layer.get_config()}
-            if layer.built:
-                entry["build_config"] = layer.get_build_config()
-            layers.append(entry)
+            layers.append(serialize_layer(layer))
         config["layers"] = layers
         return config
 
     @classmethod
-    def from_config(cls, config: Mapping[str, Any]) -> Sequential:
+    def from_config(cls, config: Mapping[str, Any], custom_objects: Mapping[str, type] | None = None) -> Sequential:
+        from .functional import deserialize_layer
+
         config = dict(config)
-        layers = []
-        for entry in config.pop("layers", []):
-            layer = get_layer_class(entry["class_name"]).from_config(entry["config"])
-            layer.build_from_config(entry.get("build_config"))
-            layers.append(layer)
+        layers = [deserialize_layer(entry, custom_objects) for entry in config.pop("layers", [])]
+        config.pop("build_input_shape", None)
         return cls(layers, **config)
 
     def extra_repr(self) -> str:
