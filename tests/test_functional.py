@@ -12,8 +12,8 @@ import torch
 
 import xlayers
 from conformance.keras_reference import keras
-from conformance.transfer import from_keras, keras_variables, to_keras
 from conformance.testing import randomize_weights
+from conformance.transfer import from_keras, keras_variables, to_keras
 from xlayers import (
     LSTM,
     Add,

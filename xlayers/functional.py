@@ -201,7 +201,7 @@ class InputLayer(Layer):
                 "ragged": False, "name": self.name, "optional": False}
 
 
-def Input(  # noqa: N802  (Keras's name)
+def Input(
     shape: Sequence[int | None] | None = None,
     batch_size: int | None = None,
     dtype: Any = None,
@@ -404,7 +404,7 @@ class Functional(Layer):
             if node.is_input:
                 value = self._check_input(node.layer, value)
             values[id(tensor)] = (value, m)
-        real = lambda v: values[id(v)][0] if isinstance(v, Symbolic) else v  # noqa: E731
+        real = lambda v: values[id(v)][0] if isinstance(v, Symbolic) else v
         for node in self._execution:
             if node.is_input or all(id(t) in values for t in node.output_tensors):
                 continue
