@@ -188,3 +188,44 @@ def test_every_layer_call_on_plain_tensors_is_unchanged():
     layer = Dense(3)
     assert isinstance(layer(torch.randn(2, 4)), torch.Tensor)
     assert isinstance(layer(Input((4,))), xlayers.KerasTensor)
+
+
+def _ops_model() -> Model:
+    x = Input((7,), name="x")
+    h = Dense(7)(x)
+    z = (x + h) * (1.0 / 6.0) + 3.0  # operation nodes, as Keras records them
+    relu6 = xlayers.ReLU(6.0)(z) * (1.0 / 6.0)  # MobileNetV3's hard sigmoid
+    return Model(x, [z[:, 1:5], -relu6 / 2.0, 1.0 - abs(z) ** 2.0])
+
+
+def test_operators_on_symbolic_tensors_record_keras_operation_nodes():
+    model = _ops_model()
+    config = model.get_config()
+    kinds = [(e["module"], e["class_name"]) for e in config["layers"]]
+    assert ("keras.src.ops.numpy", "Add") in kinds and ("keras.src.ops.numpy", "GetItem") in kinds
+    assert [type(layer).__name__ for layer in model.layers] == ["InputLayer", "Dense", "ReLU"]  # operations are not layers
+    randomize_weights(model, 6)
+    _check_against_keras(model, [np.random.default_rng(6).standard_normal((3, 7)).astype(np.float32)])
+    again = Model.from_config(json.loads(json.dumps(config)))
+    again.set_weights(model.get_weights())
+    data = torch.randn(2, 7)
+    assert all(torch.equal(a, b) for a, b in zip(model(data), again(data)))
+
+
+def test_keras_operation_nodes_run_from_a_keras_config():
+    K = keras()
+    x = K.Input((6, 5))
+    h = K.layers.Dense(5)(x)
+    y = K.ops.relu(x + h) * 0.5
+    outputs = [K.ops.mean(y, axis=-1), K.ops.softmax(y[:, :, 1:4], axis=1), K.ops.concatenate([y, x], axis=-1),
+               K.ops.gelu(K.ops.transpose(y, (0, 2, 1))), K.ops.cast(K.ops.any(K.ops.not_equal(x, 0.0), axis=-1), "float32")]
+    twin = K.Model(x, outputs)
+    model = Model.from_config(json.loads(json.dumps(twin.get_config())))
+    from_keras(model, twin)
+    _check_against_keras(model, [np.random.default_rng(7).standard_normal((2, 6, 5)).astype(np.float32)], twin)
+
+
+def test_an_unknown_operation_is_named():
+    entry = {"module": "keras.src.ops.numpy", "class_name": "Einsteinify", "config": {"name": "e"}}
+    with pytest.raises(ArgumentError, match=r"unknown graph operation 'numpy\.Einsteinify'"):
+        xlayers.functional.deserialize_layer(entry)

@@ -22,6 +22,7 @@ import torch
 
 from .errors import ArgumentError, ArgumentTypeError, InputShapeError
 from .layer import Layer, Shape, Symbolic, _is_shape, _leaves, _snake_case, dtype_name, get_layer_class, map_structure
+from .ops import Operation, deserialize_key, is_operation_entry, operation_from_entry, serialize_key
 
 __all__ = ["Functional", "Input", "InputLayer", "KerasTensor", "Model", "Node"]
 
@@ -53,6 +54,51 @@ class KerasTensor(Symbolic):
     def __repr__(self) -> str:
         source = "" if self._keras_history is None else f", from {self._keras_history.layer.name!r}"
         return f"<KerasTensor shape={self.shape}, dtype={dtype_name(self.dtype)}{source}>"
+
+    # Operators record Keras's operation nodes (`keras.src.ops.numpy.Add`, ...), as Keras's KerasTensor does.
+    def _op(self, key: str, *args: Any) -> KerasTensor:
+        from .ops import Operation
+
+        return Operation(key)(*args)
+
+    def __add__(self, other: Any) -> KerasTensor:
+        return self._op("numpy.Add", self, other)
+
+    def __radd__(self, other: Any) -> KerasTensor:
+        return self._op("numpy.Add", other, self)
+
+    def __sub__(self, other: Any) -> KerasTensor:
+        return self._op("numpy.Subtract", self, other)
+
+    def __rsub__(self, other: Any) -> KerasTensor:
+        return self._op("numpy.Subtract", other, self)
+
+    def __mul__(self, other: Any) -> KerasTensor:
+        return self._op("numpy.Multiply", self, other)
+
+    def __rmul__(self, other: Any) -> KerasTensor:
+        return self._op("numpy.Multiply", other, self)
+
+    def __truediv__(self, other: Any) -> KerasTensor:
+        return self._op("numpy.TrueDivide", self, other)
+
+    def __rtruediv__(self, other: Any) -> KerasTensor:
+        return self._op("numpy.TrueDivide", other, self)
+
+    def __matmul__(self, other: Any) -> KerasTensor:
+        return self._op("numpy.Matmul", self, other)
+
+    def __pow__(self, other: Any) -> KerasTensor:
+        return self._op("numpy.Power", self, other)
+
+    def __neg__(self) -> KerasTensor:
+        return self._op("numpy.Negative", self)
+
+    def __abs__(self) -> KerasTensor:
+        return self._op("numpy.Absolute", self)
+
+    def __getitem__(self, key: Any) -> KerasTensor:
+        return self._op("numpy.GetItem", self, key)
 
 
 def _symbolic(value: Any) -> bool:
@@ -87,13 +133,15 @@ def _is_input_layer(layer: Any) -> bool:
     return bool(nodes) and nodes[0].is_input
 
 
-def inbound_nodes(layer: Layer) -> list[Node]:
-    """The symbolic calls of ``layer``, in order (created on first use)."""
+def inbound_nodes(layer: Any) -> list[Node]:
+    """The symbolic calls of ``layer`` (or of an operation), in order (created on first use)."""
     return layer.__dict__.setdefault("_inbound_nodes", [])
 
 
 def _takes(layer: Any, argument: str) -> bool:
-    target = layer.call if isinstance(layer, Layer) else layer.forward
+    if not isinstance(layer, Layer):
+        return False  # an operation: its arguments are all in its node
+    target = layer.call
     parameters = inspect.signature(target).parameters
     return argument in parameters or any(p.kind is p.VAR_KEYWORD for p in parameters.values())
 
@@ -116,12 +164,40 @@ def symbolic_call(layer: Layer, args: tuple, kwargs: dict[str, Any]) -> Any:
         outputs: Any = KerasTensor(predicted, dtype)
     else:
         outputs = map_structure(lambda shape: KerasTensor(shape, dtype), _as_shapes(predicted))
-    nodes = inbound_nodes(layer)
-    node = Node(layer, args, kwargs, outputs)
+    return _record(layer, args, kwargs, outputs)
+
+
+def _record(operation: Any, args: tuple, kwargs: dict[str, Any], outputs: Any) -> Any:
+    nodes = inbound_nodes(operation)
+    node = Node(operation, args, kwargs, outputs)
     for index, tensor in enumerate(node.output_tensors):
-        tensor._keras_history = History(layer, len(nodes), index)
+        tensor._keras_history = History(operation, len(nodes), index)
     nodes.append(node)
     return outputs
+
+
+_UNKNOWN = 9973  # stands for an unknown size while an operation runs on meta tensors
+
+
+def _meta(value: Any) -> Any:
+    if isinstance(value, Symbolic):
+        return torch.empty(tuple(_UNKNOWN if s is None else s for s in value.shape), dtype=value.dtype, device="meta")
+    if isinstance(value, (list, tuple)):
+        return type(value)(_meta(v) for v in value)
+    return value
+
+
+def record_operation(operation: Any, args: tuple, kwargs: dict[str, Any]) -> Any:
+    """An operation (`xlayers.ops.Operation`) called on symbolic tensors: its output's shape
+    and dtype come from running it on meta tensors (an unknown size stays unknown)."""
+    try:
+        result = operation(*_meta(args), **{k: _meta(v) for k, v in kwargs.items()})
+    except Exception as error:  # noqa: BLE001  (torch's own message says what does not fit)
+        shapes = [getattr(a, "shape", a) for a in args]
+        raise ArgumentError(f"{operation._label}: cannot be applied to arguments {shapes}: {error}") from None
+    outputs = map_structure(
+        lambda t: KerasTensor(tuple(None if s == _UNKNOWN else s for s in t.shape), t.dtype), result)
+    return _record(operation, args, kwargs, outputs)
 
 
 def _as_shapes(structure: Any) -> Any:
@@ -332,11 +408,12 @@ class Functional(Layer):
                 )
         self._inputs_struct, self._outputs_struct = inputs, outputs
         self._input_tensors, self._output_tensors = _leaves(inputs), _leaves(outputs)
-        self._execution, self._layers = _map_graph(self._input_tensors, self._output_tensors)
+        self._execution, self._operations = _map_graph(self._input_tensors, self._output_tensors)
+        self._layers = [op for op in self._operations if isinstance(op, Layer)]  # operation nodes hold no state
         self._own_nodes = {id(node) for node in self._execution}
         for layer in self._layers:
             self.add_module(self._key_for(layer), layer)
-        self._takes = {id(layer): (_takes(layer, "mask"), _takes(layer, "training")) for layer in self._layers}
+        self._takes = {id(op): (_takes(op, "mask"), _takes(op, "training")) for op in self._operations}
         self._output_masks: Any = None
         shapes = map_structure(lambda t: t.shape, inputs)
         self._build(shapes, device=None)
@@ -455,8 +532,14 @@ class Functional(Layer):
         for node in self._execution:
             if node.is_input:
                 continue
-            given = map_structure(lambda v: shapes[id(v)] if isinstance(v, Symbolic) else v, node.args[0])
-            out = node.layer.compute_output_shape(given)
+            if not isinstance(node.layer, Layer):
+                metas = [map_structure(lambda v: KerasTensor(shapes[id(v)], v.dtype) if isinstance(v, Symbolic) else v, a)
+                         for a in node.args]
+                out = [tuple(None if d == _UNKNOWN else d for d in t.shape) for t in _leaves(node.layer.spec.fn(*_meta(metas), **node.layer.config))]
+                out = out[0] if len(out) == 1 else out
+            else:
+                given = map_structure(lambda v: shapes[id(v)] if isinstance(v, Symbolic) else v, node.args[0])
+                out = node.layer.compute_output_shape(given)
             out_flat = [tuple(out)] if _is_shape(tuple(out)) else _leaves(_as_shapes(out))
             for tensor, shape in zip(node.output_tensors, out_flat):
                 shapes[id(tensor)] = shape
@@ -468,8 +551,8 @@ class Functional(Layer):
         """Keras's functional JSON: each layer's config with its calls (``inbound_nodes``) in
         this model, and the input and output tensors as ``[layer, node, tensor]``."""
         reindex: dict[int, int] = {}
-        for layer in self._layers:  # each layer's calls in this model, numbered from 0 (Keras 3; Keras 2 counted
-            kept = 0                # a nested model's calls from 1)
+        for layer in self._operations:  # each one's calls in this model, numbered from 0 (Keras 3; Keras 2
+            kept = 0                    # counted a nested model's calls from 1)
             for node in inbound_nodes(layer):
                 if id(node) in self._own_nodes:
                     reindex[id(node)] = kept
@@ -487,10 +570,10 @@ class Functional(Layer):
                 return [argument(v) for v in value]
             if isinstance(value, Mapping):
                 return {k: argument(v) for k, v in value.items()}
-            return value
+            return serialize_key(value)  # slices of a `GetItem`
 
         entries = []
-        for layer in self._layers:
+        for layer in self._operations:
             entry = serialize_layer(layer)
             entry["name"] = layer.name
             entry["inbound_nodes"] = [
@@ -524,6 +607,8 @@ class Functional(Layer):
             if isinstance(value, Mapping) and value.get("class_name") == "__keras_tensor__":
                 layer_name, node_index, tensor_index = value["config"]["keras_history"]
                 return outputs_of[(layer_name, node_index)][tensor_index]
+            if isinstance(value, Mapping) and value.get("class_name") in ("__slice__", "__ellipsis__"):
+                return deserialize_key(value)
             if isinstance(value, list):
                 return [resolve(v) for v in value]
             if isinstance(value, Mapping):
@@ -573,13 +658,14 @@ class Functional(Layer):
         """Print each layer (name and class), its output shapes, its parameter count and the
         layers it is connected to; then the totals."""
         rows = [("Layer (type)", "Output Shape", "Param #", "Connected to")]
-        for layer in self._layers:
+        for layer in self._operations:
             nodes = [n for n in inbound_nodes(layer) if id(n) in self._own_nodes]
             shapes = ", ".join(str(t.shape) for n in nodes for t in n.output_tensors)
             sources = ", ".join(f"{t._keras_history.layer.name}[{t._keras_history.node_index}][{t._keras_history.tensor_index}]"
                                 for n in nodes for t in n.input_tensors) or "-"
-            params = sum(p.numel() for p in layer.parameters())
-            rows.append((f"{layer.name} ({type(layer).__name__})", shapes, f"{params:,}", sources))
+            params = sum(p.numel() for p in layer.parameters()) if isinstance(layer, Layer) else 0
+            kind = type(layer).__name__ if isinstance(layer, Layer) else layer.spec.class_name
+            rows.append((f"{layer.name} ({kind})", shapes, f"{params:,}", sources))
         widths = [max(len(r[i]) for r in rows) + 2 for i in range(4)]
         rule = "+" + "+".join("-" * w for w in widths) + "+"
 
@@ -601,9 +687,12 @@ Model = Functional
 """Keras's ``Model(inputs, outputs)``: the functional model."""
 
 
-def serialize_layer(layer: Layer) -> dict[str, Any]:
-    """``layer`` as Keras serializes it: ``{"module", "class_name", "config", "registered_name",
-    "build_config"}`` (the module and registered name of Keras's own class of that name)."""
+def serialize_layer(layer: Any) -> dict[str, Any]:
+    """``layer`` (or an operation) as Keras serializes it: ``{"module", "class_name", "config",
+    "registered_name", "build_config"}`` (the module and registered name of Keras's own class)."""
+    if isinstance(layer, Operation):
+        return {"module": f"keras.src.ops.{layer.spec.module}", "class_name": layer.spec.class_name,
+                "config": layer.get_config(), "registered_name": layer.spec.class_name}
     entry = {"module": type(layer).KERAS_MODULE, "class_name": type(layer).__name__, "config": layer.get_config(),
              "registered_name": type(layer).KERAS_REGISTERED_NAME}
     if layer.built and not (_is_graph(layer) or _is_input_layer(layer)):
@@ -613,7 +702,10 @@ def serialize_layer(layer: Layer) -> dict[str, Any]:
 
 def deserialize_layer(entry: Mapping[str, Any], custom_objects: Mapping[str, type] | None = None) -> Layer:
     """A layer from its Keras serialization ``{"class_name", "config", "build_config"?}``;
-    ``custom_objects`` maps class names to a user's own xlayers classes."""
+    ``custom_objects`` maps class names to a user's own xlayers classes; Keras's operation
+    nodes (``keras.src.ops.*``) become `xlayers.ops.Operation`s."""
+    if is_operation_entry(entry):
+        return operation_from_entry(entry)
     name = entry.get("class_name")
     klass = (custom_objects or {}).get(name) or get_layer_class("Functional" if name == "Model" else name)
     config = entry.get("config", {})
