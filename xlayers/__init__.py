@@ -21,6 +21,9 @@ from .functional import Model as Model
 from .layers import *  # noqa: F403  (every public layer; the list is `xlayers.layers.__all__`)
 from .layout import Weight as Weight
 from .models import Sequential as Sequential
+from .saving import from_keras as from_keras
+from .saving import load_keras as load_keras
+from .saving import save_keras as save_keras
 
 __version__ = "0.1.0"
 
@@ -38,8 +41,11 @@ __all__ = [
     "apply_constraints",
     "clear_session",
     "constraints",
+    "from_keras",
     "initializers",
     "layers",
+    "load_keras",
     "regularizers",
+    "save_keras",
     *layers.__all__,
 ]

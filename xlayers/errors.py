@@ -12,6 +12,7 @@ __all__ = [
     "ArgumentError",
     "ArgumentTypeError",
     "ExportError",
+    "FileFormatError",
     "InputShapeError",
     "InputDtypeError",
     "InputDeviceError",
@@ -65,3 +66,8 @@ class WeightNameError(ValueError):
 
 class WeightDtypeError(TypeError):
     """Weights given to a layer would not share one floating dtype."""
+
+
+class FileFormatError(ValueError):
+    """A file that cannot be read as what it claims to be (a truncated zip, a corrupt HDF5, a
+    config that is not a Keras serialization)."""

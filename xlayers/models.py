@@ -100,7 +100,7 @@ class Sequential(Layer):
             if not layer.built:
                 layer._build(shape, device=self._build_device)
             shape = layer.compute_output_shape(shape)
-        return None
+        return
 
     def call(self, inputs: torch.Tensor, mask: torch.Tensor | None = None, training: bool | None = None) -> torch.Tensor:
         outputs = inputs
@@ -145,6 +145,8 @@ class Sequential(Layer):
                 raise ArgumentTypeError(f"{self._label}: `get_config` needs xlayers layers only. Received: layer of type {type(layer).__name__}.")
             layers.append(serialize_layer(layer))
         config["layers"] = layers
+        if self.built and self._build_shape is not None:
+            config["build_input_shape"] = list(self._build_shape)
         return config
 
     @classmethod
@@ -152,9 +154,14 @@ class Sequential(Layer):
         from .functional import deserialize_layer
 
         config = dict(config)
-        layers = [deserialize_layer(entry, custom_objects) for entry in config.pop("layers", [])]
-        config.pop("build_input_shape", None)
-        return cls(layers, **config)
+        entries = list(config.pop("layers", []))
+        build_shape = config.pop("build_input_shape", None)
+        if entries and entries[0].get("class_name") == "InputLayer":  # Keras 3 writes its `Input` first
+            build_shape = entries.pop(0)["config"]["batch_shape"]
+        model = cls([deserialize_layer(entry, custom_objects) for entry in entries], **config)
+        if build_shape is not None and not model.built:
+            model.build_from_config({"input_shape": build_shape})
+        return model
 
     def extra_repr(self) -> str:
         return f"name={self.name!r}" + (f", built_with={self._build_shape}" if self.built else "")
