@@ -9,15 +9,15 @@ from . import constraints as constraints
 from . import initializers as initializers
 from . import layers as layers
 from . import regularizers as regularizers
-from .layer import InputSpec as InputSpec
-from .layer import Layer as Layer
-from .layer import apply_constraints as apply_constraints
-from .layer import clear_session as clear_session
 from .functional import Functional as Functional
 from .functional import Input as Input
 from .functional import InputLayer as InputLayer
 from .functional import KerasTensor as KerasTensor
 from .functional import Model as Model
+from .layer import InputSpec as InputSpec
+from .layer import Layer as Layer
+from .layer import apply_constraints as apply_constraints
+from .layer import clear_session as clear_session
 from .layers import *  # noqa: F403  (every public layer; the list is `xlayers.layers.__all__`)
 from .layout import Weight as Weight
 from .models import Sequential as Sequential
