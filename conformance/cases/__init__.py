@@ -11,6 +11,7 @@ from ..case import Case, LayerInfo
 from . import (
     activations,
     conv,
+    conv_lstm,
     core,
     image,
     merging,
@@ -23,7 +24,7 @@ from . import (
 )
 
 REGISTRY: tuple[LayerInfo, ...] = tuple(
-    info for family in (core, conv, pooling, reshaping, normalization, activations, regularization, merging, image, preprocessing, recurrent) for info in family.LAYERS
+    info for family in (core, conv, pooling, reshaping, normalization, activations, regularization, merging, image, preprocessing, recurrent, conv_lstm) for info in family.LAYERS
 )
 
 

@@ -20,6 +20,7 @@ from ..case import Case, LayerInfo
 from . import (
     activations,
     conv,
+    conv_lstm,
     core,
     image,
     merging,
@@ -35,7 +36,7 @@ from .plant import Plant
 __all__ = ["PLANTS", "Plant", "plant", "resolve"]
 
 PLANTS: tuple[Plant, ...] = tuple(
-    p for family in (core, conv, pooling, reshaping, normalization, activations, regularization, merging, image, preprocessing, recurrent) for p in family.PLANTS
+    p for family in (core, conv, pooling, reshaping, normalization, activations, regularization, merging, image, preprocessing, recurrent, conv_lstm) for p in family.PLANTS
 )
 
 

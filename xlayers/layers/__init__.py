@@ -121,7 +121,16 @@ from .reshaping import ZeroPadding1D as ZeroPadding1D
 from .reshaping import ZeroPadding2D as ZeroPadding2D
 from .reshaping import ZeroPadding3D as ZeroPadding3D
 
+# conv lstm
+from .conv_lstm import ConvLSTM1D as ConvLSTM1D
+from .conv_lstm import ConvLSTM2D as ConvLSTM2D
+from .conv_lstm import ConvLSTM3D as ConvLSTM3D
+
 __all__ = [
+    # conv lstm
+    "ConvLSTM1D",
+    "ConvLSTM2D",
+    "ConvLSTM3D",
     # conv
     "Conv1D",
     "Conv2D",
