@@ -13,6 +13,7 @@ It stays a plain PyTorch module: ``.to()``, ``state_dict()``, ``parameters()``,
 from __future__ import annotations
 
 import inspect
+import os
 import re
 import types
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
@@ -724,6 +725,41 @@ class Layer(nn.Module, metaclass=_LayerMeta):
         with torch.no_grad():  # every value checked and converted first: a failed call changes nothing
             for parameter, value in values:
                 parameter.copy_(value)
+
+    def save_weights(self, path: str | os.PathLike, max_shard_size: int | None = None) -> None:
+        """Write the weights with their Keras paths: ``.safetensors`` (sharded as Hugging Face
+        shards above ``max_shard_size`` bytes) or Keras's ``.weights.h5``. Atomic."""
+        self._require_built("save_weights")
+        name = str(path)
+        if name.endswith(".safetensors"):
+            from .checkpoints import save_safetensors
+
+            save_safetensors(self, path, max_shard_size)
+        elif name.endswith(".weights.h5"):
+            from .saving import write_weights_file
+
+            write_weights_file(self, path)
+        else:
+            raise ArgumentError(f"{self._label}: `path` must end in '.safetensors' or '.weights.h5'. Received: path={name!r}.")
+
+    def load_weights(self, path: str | os.PathLike) -> None:
+        """Read the weights written by `save_weights` (or by Keras's ``save_weights`` for a
+        ``.weights.h5``; a shard index ``model.safetensors.index.json``): names and shapes are
+        checked before any weight changes."""
+        self._require_built("load_weights")
+        name = str(path)
+        if name.endswith((".safetensors", ".index.json")):
+            from .checkpoints import load_safetensors
+
+            load_safetensors(self, path)
+        elif name.endswith(".weights.h5"):
+            from .saving import read_weights_file
+
+            read_weights_file(self, path)
+        else:
+            raise ArgumentError(
+                f"{self._label}: `path` must end in '.safetensors', '.index.json' or '.weights.h5'. Received: path={name!r}."
+            )
 
     def _require_built(self, what: str) -> None:
         if not self.built:

@@ -145,6 +145,34 @@ def _layer_groups(layer: Layer, h5: Any, path: str) -> None:
             _layer_groups(child, h5, f"{path}/{key}" if path else key)
 
 
+def read_weights_file(model: Layer, path: str | os.PathLike) -> None:
+    """`load_weights_h5` from a Keras 3 ``.weights.h5`` file."""
+    import h5py
+
+    try:
+        h5 = h5py.File(path, "r")
+    except OSError as error:
+        raise FileFormatError(f"`{path}` is not a readable HDF5 file: {error}") from None
+    with h5:
+        load_weights_h5(model, h5)
+
+
+def write_weights_file(model: Layer, path: str | os.PathLike) -> None:
+    """`save_weights_h5` into a new ``.weights.h5`` file, atomically."""
+    import h5py
+
+    path = Path(path)
+    handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    os.close(handle)
+    try:
+        with h5py.File(temporary, "w") as h5:
+            save_weights_h5(model, h5)
+        publish(temporary, path)
+    except BaseException:
+        Path(temporary).unlink(missing_ok=True)
+        raise
+
+
 # -- .keras files ------------------------------------------------------------------------------
 
 

@@ -1,0 +1,187 @@
+"""Weights as safetensors, with Keras's names, one file or sharded as Hugging Face shards them.
+
+A safetensors file is an 8-byte little-endian header length, a JSON header (each tensor's
+dtype, shape and byte range; ``__metadata__``), then the raw bytes. It holds no code: nothing
+is pickled or unpickled. The keys are the weights' Keras paths (``layers/dense/kernel``), the
+values in Keras's layout (what xlayers stores). Above ``max_shard_size`` bytes the weights go to
+``model-00001-of-0000N.safetensors`` files filled greedily in order (a tensor larger than a
+shard gets a shard of its own) with ``model.safetensors.index.json`` (``metadata.total_size``,
+``weight_map``), the layout the Hugging Face ecosystem reads. Reads go straight into the
+weights' memory; writes go to temporary files renamed into place.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import struct
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from .errors import FileFormatError, WeightNameError, WeightShapeError
+from .files import publish
+from .layer import Layer, WeightEntry
+
+__all__ = ["load_safetensors", "save_safetensors"]
+
+_DTYPES = {
+    torch.float64: "F64", torch.float32: "F32", torch.float16: "F16", torch.bfloat16: "BF16",
+    torch.int64: "I64", torch.int32: "I32", torch.int16: "I16", torch.int8: "I8", torch.uint8: "U8", torch.bool: "BOOL",
+}
+_TORCH = {name: dtype for dtype, name in _DTYPES.items()}
+MAX_HEADER = 100_000_000  # safetensors' own limit
+INDEX_NAME = "model.safetensors.index.json"
+
+
+def _entries(model: Layer) -> list[WeightEntry]:
+    seen: set[int] = set()
+    entries = []
+    for entry in model.walk_weights():
+        if id(entry.parameter) not in seen:  # a weight shared by several paths is written once, at its first
+            seen.add(id(entry.parameter))
+            entries.append(entry)
+    return entries
+
+
+def _nbytes(tensor: torch.Tensor) -> int:
+    return tensor.numel() * tensor.element_size()
+
+
+def _write_file(path: Path, entries: list[WeightEntry], metadata: dict[str, str]) -> None:
+    header: dict[str, Any] = {"__metadata__": metadata}
+    offset = 0
+    for entry in entries:
+        size = _nbytes(entry.parameter)
+        header[entry.path] = {"dtype": _DTYPES[entry.parameter.dtype], "shape": list(entry.parameter.shape),
+                              "data_offsets": [offset, offset + size]}
+        offset += size
+    encoded = json.dumps(header, separators=(",", ":")).encode()
+    encoded += b" " * (-len(encoded) % 8)
+    handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(handle, "wb") as out:
+            out.write(struct.pack("<Q", len(encoded)))
+            out.write(encoded)
+            for entry in entries:
+                tensor = entry.parameter.detach().cpu().contiguous()
+                out.write(memoryview(tensor.reshape(-1).view(torch.uint8).numpy()) if tensor.numel() else b"")
+        publish(temporary, path)
+    except BaseException:
+        Path(temporary).unlink(missing_ok=True)
+        raise
+
+
+def save_safetensors(model: Layer, path: str | os.PathLike, max_shard_size: int | None = None) -> list[Path]:
+    """Write ``model``'s weights to ``path`` (a ``.safetensors`` file), or, when they exceed
+    ``max_shard_size`` bytes, to shards beside it plus ``model.safetensors.index.json``.
+    Returns the files written."""
+    path = Path(path)
+    entries = _entries(model)
+    total = sum(_nbytes(e.parameter) for e in entries)
+    metadata = {"format": "pt", "framework": "xlayers"}
+    if max_shard_size is None or total <= max_shard_size:
+        _write_file(path, entries, metadata)
+        return [path]
+    shards: list[list[WeightEntry]] = [[]]
+    filled = 0
+    for entry in entries:
+        size = _nbytes(entry.parameter)
+        if shards[-1] and filled + size > max_shard_size:
+            shards.append([])
+            filled = 0
+        shards[-1].append(entry)
+        filled += size
+    stem = path.name.removesuffix(".safetensors")
+    names = [f"{stem}-{i + 1:05d}-of-{len(shards):05d}.safetensors" for i in range(len(shards))]
+    written = []
+    for name, shard in zip(names, shards):
+        _write_file(path.parent / name, shard, metadata)
+        written.append(path.parent / name)
+    index = {"metadata": {"total_size": total}, "weight_map": {e.path: name for name, shard in zip(names, shards) for e in shard}}
+    index_path = path.parent / INDEX_NAME
+    handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{INDEX_NAME}.", suffix=".tmp")
+    with os.fdopen(handle, "w") as out:
+        out.write(json.dumps(index, indent=2, sort_keys=True) + "\n")
+    publish(temporary, index_path)
+    return [*written, index_path]
+
+
+def _header(path: Path) -> tuple[dict[str, Any], int]:
+    with open(path, "rb") as f:
+        raw = f.read(8)
+        if len(raw) != 8:
+            raise FileFormatError(f"`{path}` is not a safetensors file: it is shorter than its 8-byte header length.")
+        (length,) = struct.unpack("<Q", raw)
+        if length > MAX_HEADER:
+            raise FileFormatError(f"`{path}` is not a safetensors file: its header claims {length} bytes (at most {MAX_HEADER}).")
+        try:
+            header = json.loads(f.read(length))
+        except (json.JSONDecodeError, UnicodeDecodeError) as error:
+            raise FileFormatError(f"`{path}` is not a safetensors file: its header is not JSON ({error}).") from None
+    header.pop("__metadata__", None)
+    size = path.stat().st_size - 8 - length
+    expected = 0
+    for name, info in sorted(header.items(), key=lambda item: item[1]["data_offsets"][0]):
+        begin, end = info["data_offsets"]
+        dtype = _TORCH.get(info["dtype"])
+        if dtype is None or begin != expected or end - begin != int(np.prod(info["shape"], dtype=np.int64)) * dtype.itemsize:
+            raise FileFormatError(f"`{path}`: tensor `{name}` has a byte range or dtype that does not fit its shape.")
+        expected = end
+    if expected != size:
+        raise FileFormatError(f"`{path}` is truncated or padded: its tensors end at byte {expected} of {size}.")
+    return header, 8 + length
+
+
+def _sources(path: Path) -> Iterator[tuple[Path, dict[str, Any], int]]:
+    if path.name.endswith(".index.json"):
+        try:
+            index = json.loads(path.read_text())
+            files = dict.fromkeys(index["weight_map"].values())
+        except (json.JSONDecodeError, KeyError, AttributeError) as error:
+            raise FileFormatError(f"`{path}` is not a safetensors index: {type(error).__name__}: {error}") from None
+        for name in files:
+            yield (path.parent / name, *_header(path.parent / name))
+    else:
+        yield (path, *_header(path))
+
+
+def load_safetensors(model: Layer, path: str | os.PathLike) -> None:
+    """Fill ``model``'s weights from a ``.safetensors`` file or a shard index: every name and
+    shape checked before anything is read; then each tensor is read straight into its weight."""
+    path = Path(path)
+    entries = {e.path: e for e in _entries(model)}
+    found: dict[str, tuple[Path, dict[str, Any], int]] = {}
+    for file, header, start in _sources(path):
+        for name, info in header.items():
+            found[name] = (file, info, start)
+    missing = [name for name in entries if name not in found]
+    extra = [name for name in found if name not in entries]
+    if missing or extra:
+        raise WeightNameError(f"{model._label}: `{path}` does not hold the model's weights. Received: missing={missing[:5]}, "
+                              f"unexpected={extra[:5]}.")
+    for name, entry in entries.items():
+        shape = tuple(found[name][1]["shape"])
+        if entry.declaration is not None:
+            entry.declaration.check(entry.layer._label, shape, entry.layer._sizes)
+        elif shape != tuple(entry.parameter.shape):
+            raise WeightShapeError(f"{entry.layer._label}: weight `{name}` must have shape {tuple(entry.parameter.shape)}. "
+                                   f"Received: shape={shape} in `{found[name][0]}`.")
+    with torch.no_grad():
+        for name, entry in entries.items():
+            file, info, start = found[name]
+            dtype = _TORCH[info["dtype"]]
+            begin, end = info["data_offsets"]
+            target = entry.parameter
+            direct = dtype == target.dtype and target.device.type == "cpu" and target.is_contiguous()
+            buffer = target if direct else torch.empty(tuple(info["shape"]), dtype=dtype)
+            with open(file, "rb") as f:
+                f.seek(start + begin)
+                if end > begin:
+                    f.readinto(memoryview(buffer.detach().reshape(-1).view(torch.uint8).numpy()))
+            if not direct:
+                target.copy_(buffer)
