@@ -11,8 +11,16 @@ import torch
 
 import xlayers
 from xlayers import Dense, InputSpec, Layer
-from xlayers.errors import ArgumentError, ArgumentTypeError, InputDeviceError, InputDtypeError, InputShapeError, NotBuiltError, WeightShapeError
-from xlayers.layer import _LAYER_CLASSES
+from xlayers.errors import (
+    ArgumentError,
+    ArgumentTypeError,
+    InputDeviceError,
+    InputDtypeError,
+    InputShapeError,
+    NotBuiltError,
+    WeightShapeError,
+)
+from xlayers.layer import map_structure
 
 
 class Linear(Layer):
@@ -253,13 +261,20 @@ def test_integer_inputs_are_taken_as_they_are_and_dict_inputs_keep_their_keys():
         layer({"ids": ids})
 
 
-GATE_VIEWS = [(cls, name) for cls in sorted(_LAYER_CLASSES.values(), key=lambda c: c.__name__) for name in cls._gate_views]
+def _gate_view_layers():
+    from conformance.cases import REGISTRY
+
+    return [(info, name) for info in REGISTRY for name in info.cls._gate_views]
 
 
-@pytest.mark.parametrize("cls, name", GATE_VIEWS, ids=[f"{c.__name__}.{n}" for c, n in GATE_VIEWS])
-def test_assigning_a_gate_view_writes_through_or_refuses(cls, name):
-    layer = cls(3)
-    layer(torch.randn(2, 4, 5))
+GATE_VIEWS = _gate_view_layers()
+
+
+@pytest.mark.parametrize("info, name", GATE_VIEWS, ids=[f"{i.cls.__name__}.{n}" for i, n in GATE_VIEWS])
+def test_assigning_a_gate_view_writes_through_or_refuses(info, name):
+    cls, case = info.cls, info.cases[0]  # built as its first conformance case builds it
+    layer = cls(**case.kwargs)
+    layer.build_from_config({"input_shape": map_structure(lambda spec: list(spec.shape), case.inputs)})
     view = getattr(layer, name)
     value = np.arange(view.numel(), dtype=np.float64).reshape(tuple(view.shape))
     setattr(layer, name, value)  # numpy in, float64 cast to the weight's dtype
