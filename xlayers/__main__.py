@@ -2,6 +2,8 @@
 
 - ``xlayers conformance``: the built-in conformance cases against Keras, with a report.
 - ``xlayers demo``: the seed's three examples, compared with Keras.
+- ``xlayers port IN OUT``: a Keras file to ``.keras``, ``.safetensors``, ``.weights.h5`` or
+  ``.onnx``, verified on a random batch.
 """
 
 from __future__ import annotations
@@ -12,7 +14,7 @@ import sys
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="xlayers", description="Keras layer semantics as PyTorch modules.")
-    commands = parser.add_subparsers(dest="command", metavar="{conformance,demo}")
+    commands = parser.add_subparsers(dest="command", metavar="{conformance,demo,port}")
     conformance = commands.add_parser(
         "conformance", help="compare every built-in case with Keras (TF backend) and write a report",
         formatter_class=argparse.ArgumentDefaultsHelpFormatter,
@@ -21,6 +23,9 @@ def main(argv: list[str] | None = None) -> int:
 
     add_arguments(conformance)
     commands.add_parser("demo", help="run the seed's three examples with xlayers and compare each with Keras")
+    from .port import add_arguments as add_port_arguments
+
+    add_port_arguments(commands.add_parser("port", help="port a Keras model file to .keras, .safetensors, .weights.h5 or .onnx"))
     args = parser.parse_args(argv)
     if args.command is None:  # `xlayers` alone: the usage with the commands
         parser.print_help(sys.stderr)
@@ -29,6 +34,10 @@ def main(argv: list[str] | None = None) -> int:
         from conformance.cli import run
 
         return run(args)
+    if args.command == "port":
+        from .port import run as run_port
+
+        return run_port(args)
     from conformance.seed_demo import run as run_demo
 
     return 0 if run_demo() else 1
