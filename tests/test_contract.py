@@ -16,7 +16,14 @@ import xlayers
 from conformance.cases import REGISTRY
 from conformance.keras_reference import keras_twin_from_config
 from xlayers.errors import ArgumentError, ArgumentTypeError, WeightDtypeError, WeightShapeError
-from xlayers.layer import map_structure
+from xlayers.layer import _leaves, map_structure
+
+
+def _flat_shapes(structure) -> list[tuple]:
+    """A shape, or a nested list of shapes, as a flat list of tuples."""
+    if isinstance(structure, (list, tuple)) and all(s is None or isinstance(s, int) for s in structure):
+        return [tuple(structure)]
+    return [shape for item in structure for shape in _flat_shapes(item)]
 
 
 def _first_case(info):
@@ -68,7 +75,7 @@ def test_weight_names_are_keras_names(info):
     case, layer = _built(info)
     twin = keras_twin_from_config(layer, overrides=dict(case.kwargs))
     assert [w.name for w in layer.weights] == [v.name for v in twin.weights]
-    assert all(w.path == f"{layer.name}/{w.name}" for w in layer.weights)
+    assert all(e.parameter.path == f"{e.layer.name}/{e.parameter.name}" for e in layer.walk_weights())  # its owner's name
 
 
 @pytest.mark.parametrize("info", WEIGHTED, ids=IDS)
@@ -146,10 +153,12 @@ ALL_IDS = [info.cls.__name__ for info in REGISTRY]
 @pytest.mark.parametrize("info", REGISTRY, ids=ALL_IDS)
 def test_state_dict_keys_depend_on_the_architecture_only(info):
     """The same layer built twice in one process (default names `x` and `x_1`) has the same
-    `state_dict` keys, its Keras weight names, and loads the other's."""
+    `state_dict` keys, each ending in its Keras weight name (after the sub-layer's key, as
+    `cell.kernel`), and loads the other's."""
     first, second = _built(info)[1], _built(info)[1]
     assert first.name != second.name
-    assert list(first.state_dict()) == list(second.state_dict()) == [w.name for w in first.weights]
+    assert list(first.state_dict()) == list(second.state_dict())
+    assert [key.rsplit(".", 1)[-1] for key in first.state_dict()] == [w.name for w in first.weights]
     second.load_state_dict(first.state_dict())
     assert all(torch.equal(a, b) for a, b in zip(first.weights, second.weights))
 
@@ -165,6 +174,12 @@ def test_a_callable_activation_works_everywhere_but_get_config(info):
     shapes = map_structure(lambda spec: spec.shape, case.inputs)
     layer.build_from_config({"input_shape": map_structure(list, shapes)})
     assert "config not serialisable" in repr(layer)
-    assert tuple(layer.compute_output_shape(shapes)) == tuple(layer(map_structure(lambda s: torch.randn(s), shapes)).shape)
+    rng = np.random.default_rng(0)
+    inputs = map_structure(lambda spec: rng.standard_normal(spec.shape).astype(np.float32) if spec.is_float
+                           else rng.integers(spec.low, spec.high, spec.shape).astype(spec.dtype), case.inputs)
+    arguments = {k: map_structure(lambda v: torch.from_numpy(v) if isinstance(v, np.ndarray) else v, v)
+                 for k, v in info.driver.arguments(layer, case, inputs, rng).items() if k != "training"}
+    outputs = layer(map_structure(torch.from_numpy, inputs), **arguments)  # the call arguments its driver gives (a cell's states)
+    assert _flat_shapes(layer.compute_output_shape(shapes)) == [tuple(o.shape) for o in _leaves(outputs)]
     with pytest.raises(ArgumentError, match=r"`get_config` can only write built-in activations.*Received: activation='<lambda>'"):
         layer.get_config()

@@ -21,10 +21,11 @@ from . import (
     recurrent,
     regularization,
     reshaping,
+    rnn_cells,
 )
 
 REGISTRY: tuple[LayerInfo, ...] = tuple(
-    info for family in (core, conv, pooling, reshaping, normalization, activations, regularization, merging, image, preprocessing, recurrent, conv_lstm) for info in family.LAYERS
+    info for family in (core, conv, pooling, reshaping, normalization, activations, regularization, merging, image, preprocessing, recurrent, conv_lstm, rnn_cells) for info in family.LAYERS
 )
 
 

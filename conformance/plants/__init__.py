@@ -30,13 +30,14 @@ from . import (
     recurrent,
     regularization,
     reshaping,
+    rnn_cells,
 )
 from .plant import Plant
 
 __all__ = ["PLANTS", "Plant", "plant", "resolve"]
 
 PLANTS: tuple[Plant, ...] = tuple(
-    p for family in (core, conv, pooling, reshaping, normalization, activations, regularization, merging, image, preprocessing, recurrent, conv_lstm) for p in family.PLANTS
+    p for family in (core, conv, pooling, reshaping, normalization, activations, regularization, merging, image, preprocessing, recurrent, conv_lstm, rnn_cells) for p in family.PLANTS
 )
 
 

@@ -126,7 +126,20 @@ from .conv_lstm import ConvLSTM1D as ConvLSTM1D
 from .conv_lstm import ConvLSTM2D as ConvLSTM2D
 from .conv_lstm import ConvLSTM3D as ConvLSTM3D
 
+# rnn cells
+from .rnn_cells import RNN as RNN
+from .rnn_cells import GRUCell as GRUCell
+from .rnn_cells import LSTMCell as LSTMCell
+from .rnn_cells import SimpleRNNCell as SimpleRNNCell
+from .rnn_cells import StackedRNNCells as StackedRNNCells
+
 __all__ = [
+    # rnn cells
+    "RNN",
+    "GRUCell",
+    "LSTMCell",
+    "SimpleRNNCell",
+    "StackedRNNCells",
     # conv lstm
     "ConvLSTM1D",
     "ConvLSTM2D",
