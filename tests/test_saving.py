@@ -169,5 +169,24 @@ def test_from_keras_takes_a_keras_model_or_a_file(tmp_path):
     tokens = torch.from_numpy(_tokens())
     twin.save(tmp_path / "k.keras")
     assert torch.equal(model(tokens), xlayers.from_keras(tmp_path / "k.keras")(tokens))
-    with pytest.raises(xlayers.errors.ArgumentError, match=r"must be a Keras 3 `\.keras` file"):
-        xlayers.from_keras(tmp_path / "k.h5")
+    with pytest.raises(xlayers.errors.ArgumentError, match=r"must be a `\.keras` file or folder or a `\.h5` file"):
+        xlayers.from_keras(tmp_path / "k.pb")
+
+
+def test_a_legacy_h5_that_keras_3_wrote_runs_in_xlayers(tmp_path):
+    twin = _text_and_residual_model()
+    twin.save(tmp_path / "k.h5")
+    model = xlayers.from_keras(tmp_path / "k.h5")
+    tokens = _tokens()
+    result = compare(model(torch.from_numpy(tokens)).detach().numpy(), np.asarray(twin(tokens)), "float32", "cpu")
+    assert result.passed, result.describe("output")
+    assert not model.training
+
+
+def test_a_legacy_h5_of_weights_only_says_how_to_load_it(tmp_path):
+    import h5py
+
+    with h5py.File(tmp_path / "w.h5", "w") as h5:
+        h5.attrs["layer_names"] = []
+    with pytest.raises(FileFormatError, match="holds weights only"):
+        xlayers.from_keras(tmp_path / "w.h5")

@@ -186,14 +186,23 @@ def deserialize_key(value: Any) -> Any:
     return value
 
 
-def operation_from_entry(entry: Mapping[str, Any]) -> Operation:
-    """The `Operation` of a Keras serialization ``{"module": "keras.src.ops.numpy", "class_name": ...}``."""
-    module = str(entry.get("module", "")).rsplit(".", 1)[-1]
-    config = dict(entry.get("config", {}))
-    return Operation(f"{module}.{entry['class_name']}", **config)
+def _key_of(entry: Mapping[str, Any]) -> str | None:
+    """The registry key of a serialized operation: from its ``module`` (``keras.src.ops.numpy``),
+    or, in a legacy ``.h5`` config (no ``module``), from its class name alone."""
+    module = entry.get("module")
+    if module:
+        return f"{str(module).rsplit('.', 1)[-1]}.{entry['class_name']}" if str(module).startswith("keras.src.ops.") else None
+    if "trainable" in entry.get("config", {}):  # a layer (an operation's config holds no `trainable`)
+        return None
+    return next((key for key in OPS if key.endswith(f".{entry.get('class_name')}")), None)
 
 
 def is_operation_entry(entry: Mapping[str, Any]) -> bool:
-    return str(entry.get("module", "")).startswith("keras.src.ops.")
+    return _key_of(entry) is not None or str(entry.get("module", "")).startswith("keras.src.ops.")
 
 
+def operation_from_entry(entry: Mapping[str, Any]) -> Operation:
+    """The `Operation` of a Keras serialization (``{"module": "keras.src.ops.numpy", "class_name":
+    "Add", "config": {...}}``, or a legacy ``.h5`` config's ``{"class_name": "Add", ...}``)."""
+    key = _key_of(entry) or f"{str(entry.get('module', '')).rsplit('.', 1)[-1]}.{entry.get('class_name')}"
+    return Operation(key, **dict(entry.get("config", {})))

@@ -1,7 +1,8 @@
 """``xlayers port IN OUT``: a Keras model file to PyTorch weights, safetensors, ONNX or back
 to ``.keras``, verified on a random batch.
 
-IN is a Keras 3 ``.keras`` file (or its unzipped folder), read without TensorFlow or Keras.
+IN is a Keras 3 ``.keras`` file (or its unzipped folder) or a legacy ``.h5`` model file that
+Keras 3 wrote, read without TensorFlow or Keras.
 OUT is chosen by its name: ``.keras`` (Keras 3.15 loads it), ``.safetensors`` (sharded above
 ``--max-shard-size``), ``.weights.h5`` (Keras's weights file), or ``.onnx`` (verified in
 onnxruntime against torch). Unless ``--no-verify``, the ported model is also compared with
@@ -85,13 +86,13 @@ def port(source: str | Path, target: str | Path, *, verify: bool = True, max_sha
          print_fn: Callable[[str], Any] = print) -> bool:
     """Port ``source`` to ``target`` (see the module docstring); return whether verification
     passed (``True`` when skipped)."""
-    from .saving import load_keras, save_keras
+    from .saving import from_keras, save_keras
 
     source, target = Path(source), Path(target)
     if not str(target).endswith(OUTPUTS):
         raise ArgumentError(f"OUT must end in one of {', '.join(OUTPUTS)}. Received: {target}.")
     started = time.perf_counter()
-    model = load_keras(source)
+    model = from_keras(source)
     layers = [m for m in model.modules() if isinstance(m, Layer)]
     weights = list(model.walk_weights())
     parameters = sum(e.parameter.numel() for e in weights)
@@ -116,7 +117,7 @@ def port(source: str | Path, target: str | Path, *, verify: bool = True, max_sha
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("source", metavar="IN", help="a Keras 3 .keras file (or its folder)")
+    parser.add_argument("source", metavar="IN", help="a Keras 3 .keras file (or its folder), or a legacy .h5 model file")
     parser.add_argument("target", metavar="OUT", help=f"the file to write: {', '.join(OUTPUTS)}")
     parser.add_argument("--no-verify", action="store_true", help="skip the comparison on a random batch")
     parser.add_argument("--max-shard-size", type=int, metavar="BYTES", help="shard .safetensors above this size")

@@ -30,7 +30,7 @@ from .errors import ArgumentError, ArgumentTypeError, FileFormatError, WeightNam
 from .files import publish
 from .layer import Layer, WeightEntry
 
-__all__ = ["from_keras", "load_keras", "load_weights_h5", "save_keras", "save_weights_h5", "weight_groups"]
+__all__ = ["from_keras", "load_h5", "load_keras", "load_legacy_weights", "load_weights_h5", "save_keras", "save_weights_h5", "weight_groups"]
 
 KERAS_VERSION = "3.15.1"  # the format written (Keras 3.15's `.keras`)
 
@@ -173,6 +173,100 @@ def write_weights_file(model: Layer, path: str | os.PathLike) -> None:
         raise
 
 
+# -- legacy .h5 files ---------------------------------------------------------------------------
+
+
+def _attribute_list(group: Any, name: str) -> list[str]:
+    """An HDF5 string-list attribute, also when split into ``name0``, ``name1``, ... (Keras
+    splits attributes above HDF5's 64 KB header limit); bytes or str."""
+    if name in group.attrs:
+        values = list(group.attrs[name])
+    else:
+        values = []
+        index = 0
+        while f"{name}{index}" in group.attrs:
+            values.extend(group.attrs[f"{name}{index}"])
+            index += 1
+    return [v.decode("utf8") if isinstance(v, bytes) else str(v) for v in values]
+
+
+def _legacy_order(layer: Layer) -> list[WeightEntry]:
+    """A layer's weights as legacy ``.h5`` files store them: its (and its sub-layers')
+    trainable weights, then the non-trainable ones (Keras's ``_legacy_weights``)."""
+    entries = list(layer.walk_weights())
+    return [e for e in entries if e.parameter.requires_grad] + [e for e in entries if not e.parameter.requires_grad]
+
+
+def load_legacy_weights(model: Layer, group: Any, by_name: bool = True) -> None:
+    """Fill ``model``'s weights from a legacy ``.h5`` weights group (``model_weights`` of a whole
+    model, or the root of a weights-only file): each layer's datasets in its ``@weight_names``
+    order, layers matched by name (``by_name``), or else by position among the layers that have
+    weights, as Keras's legacy loader does. All checked before anything is copied."""
+    saved = [name for name in _attribute_list(group, "layer_names") if _attribute_list(group[name], "weight_names")]
+    layers = [layer for layer in getattr(model, "layers", [model]) if isinstance(layer, Layer) and any(True for _ in layer.walk_weights())]
+    if by_name:
+        missing = [layer.name for layer in layers if layer.name not in saved]
+        if missing:
+            raise WeightNameError(f"{model._label}: the file has no weights for layers {missing[:5]}. Received: layers {saved[:8]}.")
+        pairs = [(layer, layer.name) for layer in layers]
+    else:
+        if len(saved) != len(layers):
+            raise WeightNameError(
+                f"{model._label}: the file holds weights for {len(saved)} layers, the model has {len(layers)} layers with "
+                f"weights. Received: {saved[:8]}."
+            )
+        pairs = list(zip(layers, saved))
+    values: list[tuple[torch.Tensor, np.ndarray]] = []
+    for layer, name in pairs:
+        entries = _legacy_order(layer)
+        names = _attribute_list(group[name], "weight_names")
+        if len(names) != len(entries):
+            raise WeightNameError(
+                f"{layer._label}: the file's layer '{name}' holds {len(names)} weights ({', '.join(names)}); the layer has "
+                f"{len(entries)} ({', '.join(e.path for e in entries)})."
+            )
+        for entry, weight_name in zip(entries, names):
+            array = _read_dataset(group[name][weight_name], entry)
+            if entry.declaration is not None:
+                try:
+                    entry.declaration.check(entry.layer._label, tuple(array.shape), entry.layer._sizes)
+                except WeightShapeError as error:
+                    raise WeightShapeError(f"{error} In the file: `{name}/{weight_name}`.") from None
+            elif tuple(array.shape) != tuple(entry.parameter.shape):
+                raise WeightShapeError(
+                    f"{entry.layer._label}: weight `{entry.path}` must have shape {tuple(entry.parameter.shape)}. "
+                    f"Received: shape={tuple(array.shape)} in `{name}/{weight_name}`."
+                )
+            values.append((entry.parameter, array))
+    with torch.no_grad():
+        for parameter, array in values:
+            parameter.copy_(torch.from_numpy(np.ascontiguousarray(array)).to(parameter.dtype))
+
+
+def load_h5(path: str | os.PathLike, custom_objects: Mapping[str, type] | None = None) -> Layer:
+    """The model of a legacy ``.h5`` file that Keras 3 wrote (``model.save("x.h5")``), with its
+    weights, in inference mode."""
+    import h5py
+
+    from .functional import deserialize_layer
+
+    try:
+        h5 = h5py.File(path, "r")
+    except OSError as error:
+        raise FileFormatError(f"`{path}` is not a readable HDF5 file: {error}") from None
+    with h5:
+        if "model_config" not in h5.attrs:
+            raise FileFormatError(
+                f"`{path}` holds weights only (no `model_config`): build the model in xlayers and call "
+                "`load_legacy_weights(model, h5py.File(path), by_name=False)`."
+            )
+        raw = h5.attrs["model_config"]
+        config = json.loads(raw.decode("utf8") if isinstance(raw, bytes) else raw)
+        model = deserialize_layer(_model_entry(config), custom_objects)
+        load_legacy_weights(model, h5.get("model_weights", h5))
+    return model.eval()
+
+
 # -- .keras files ------------------------------------------------------------------------------
 
 
@@ -257,10 +351,9 @@ def from_keras(source: Any, custom_objects: Mapping[str, type] | None = None) ->
         path = Path(source)
         if path.suffix == ".keras" or path.is_dir():
             return load_keras(path, custom_objects)
-        raise ArgumentError(
-            f"`source` must be a Keras 3 `.keras` file or folder (legacy `.h5` files are not read yet). "
-            f"Received: source={str(path)!r}."
-        )
+        if path.suffix in (".h5", ".hdf5"):
+            return load_h5(path, custom_objects)
+        raise ArgumentError(f"`source` must be a `.keras` file or folder or a `.h5` file. Received: source={str(path)!r}.")
     if hasattr(source, "get_config") and hasattr(source, "save"):
         with tempfile.TemporaryDirectory() as folder:
             source.save(f"{folder}/model.keras")
