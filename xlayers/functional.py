@@ -465,6 +465,8 @@ class Functional(Layer):
                 if set(inputs) != set(names):
                     raise InputShapeError(f"{self._label}: expected inputs {names}. Received: {sorted(inputs)}.")
                 return [inputs[n] for n in names]
+            if len(struct) == 1 and not isinstance(inputs, (list, tuple)):
+                return [inputs]
             if not isinstance(inputs, (list, tuple)) or len(inputs) != len(struct):
                 count = len(inputs) if isinstance(inputs, (list, tuple)) else 1
                 raise InputShapeError(f"{self._label}: expected {len(struct)} inputs. Received: {count}.")

@@ -28,6 +28,7 @@ import torch
 
 from .errors import ArgumentError, ArgumentTypeError, FileFormatError, WeightNameError, WeightShapeError
 from .files import publish
+from .keras2 import is_keras2_config, normalize
 from .layer import Layer, WeightEntry
 
 __all__ = ["from_keras", "load_h5", "load_keras", "load_legacy_weights", "load_weights_h5", "save_keras", "save_weights_h5", "weight_groups"]
@@ -262,6 +263,8 @@ def load_h5(path: str | os.PathLike, custom_objects: Mapping[str, type] | None =
             )
         raw = h5.attrs["model_config"]
         config = json.loads(raw.decode("utf8") if isinstance(raw, bytes) else raw)
+        if is_keras2_config(config):  # tf_keras 2.x wrote it
+            config = normalize(config)
         model = deserialize_layer(_model_entry(config), custom_objects)
         load_legacy_weights(model, h5.get("model_weights", h5))
     return model.eval()
