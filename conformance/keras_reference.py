@@ -89,7 +89,11 @@ def keras_twin_from_config(layer: Any, dtype: str | None = None, overrides: dict
         config["data_format"] = "channels_last"
         shape = (shape[0], *shape[2:], shape[1])
     twin = klass.from_config(config)
-    twin.build(shape)
+    build = layer.get_build_config() or {}
+    if "shapes_dict" in build:  # built from several named shapes (MultiHeadAttention's query, value, key)
+        twin.build_from_config(build)
+    else:
+        twin.build(shape)
     return ChannelsFirstTwin(twin) if channels_first else twin
 
 

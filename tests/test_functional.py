@@ -179,6 +179,10 @@ def test_bad_graphs_and_inputs_are_refused():
         model(torch.randn(2, 3))
     with pytest.raises(InputShapeError, match=r"must have shape \(None, 3\)\. Received: input shape=\(2, 4\)"):
         model([torch.randn(2, 4), torch.randn(2, 3)])
+    shared = Dense(2)
+    shared(a)
+    with pytest.raises(InputShapeError, match=r"`Dense` layer .*expected axis -1 of the input to have size 3.*\(None, 5\)"):
+        shared(Input((5,)))  # a shared layer called on another size, refused when the graph is built
     with pytest.raises(ArgumentError, match="names must be unique"):
         c = Input((3,), name="same")
         Model(c, Dense(2, name="same")(c))

@@ -4,8 +4,8 @@ A safetensors file is an 8-byte little-endian header length, a JSON header (each
 dtype, shape and byte range; ``__metadata__``), then the raw bytes. It holds no code: nothing
 is pickled or unpickled. The keys are the weights' Keras paths (``layers/dense/kernel``), the
 values in Keras's layout (what xlayers stores). Above ``max_shard_size`` bytes the weights go to
-``model-00001-of-0000N.safetensors`` files filled greedily in order (a tensor larger than a
-shard gets a shard of its own) with ``model.safetensors.index.json`` (``metadata.total_size``,
+``model-00001-of-0000N.safetensors`` files (for ``model.safetensors``) filled greedily in order
+(a tensor larger than a shard gets a shard of its own) with ``model.safetensors.index.json`` (``metadata.total_size``,
 ``weight_map``), the layout the Hugging Face ecosystem reads. Reads go straight into the
 weights' memory; writes go to temporary files renamed into place.
 """
@@ -35,7 +35,6 @@ _DTYPES = {
 }
 _TORCH = {name: dtype for dtype, name in _DTYPES.items()}
 MAX_HEADER = 100_000_000  # safetensors' own limit
-INDEX_NAME = "model.safetensors.index.json"
 
 
 def _entries(model: Layer) -> list[WeightEntry]:
@@ -103,8 +102,8 @@ def save_safetensors(model: Layer, path: str | os.PathLike, max_shard_size: int 
         _write_file(path.parent / name, shard, metadata)
         written.append(path.parent / name)
     index = {"metadata": {"total_size": total}, "weight_map": {e.path: name for name, shard in zip(names, shards) for e in shard}}
-    index_path = path.parent / INDEX_NAME
-    handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{INDEX_NAME}.", suffix=".tmp")
+    index_path = path.parent / f"{stem}.safetensors.index.json"  # model.safetensors.index.json, as Hugging Face names it
+    handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{index_path.name}.", suffix=".tmp")
     with os.fdopen(handle, "w") as out:
         out.write(json.dumps(index, indent=2, sort_keys=True) + "\n")
     publish(temporary, index_path)

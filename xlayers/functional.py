@@ -151,6 +151,10 @@ def symbolic_call(layer: Layer, args: tuple, kwargs: dict[str, Any]) -> Any:
     the first input's shapes); its outputs are new `KerasTensor`s of the shapes
     ``compute_output_shape`` gives, and a `Node` records the call."""
     shapes = map_structure(lambda t: t.shape if isinstance(t, Symbolic) else t, args[0])
+    try:
+        layer._check_specs(shapes)  # a built layer called on inputs it does not fit, as Keras refuses it
+    except InputShapeError as error:
+        raise layer._labelled(error) from None
     plain = {k: v for k, v in kwargs.items() if not _symbolic(v) and isinstance(v, (bool, int, float, str))}
     accepted = inspect.signature(layer.compute_output_shape).parameters
     try:

@@ -10,6 +10,7 @@ from collections.abc import Iterable
 from ..case import Case, LayerInfo
 from . import (
     activations,
+    attention,
     conv,
     conv_lstm,
     core,
@@ -25,7 +26,7 @@ from . import (
 )
 
 REGISTRY: tuple[LayerInfo, ...] = tuple(
-    info for family in (core, conv, pooling, reshaping, normalization, activations, regularization, merging, image, preprocessing, recurrent, conv_lstm, rnn_cells) for info in family.LAYERS
+    info for family in (core, conv, pooling, reshaping, normalization, activations, regularization, merging, image, preprocessing, recurrent, conv_lstm, rnn_cells, attention) for info in family.LAYERS
 )
 
 

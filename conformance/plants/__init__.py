@@ -19,6 +19,7 @@ from __future__ import annotations
 from ..case import Case, LayerInfo
 from . import (
     activations,
+    attention,
     conv,
     conv_lstm,
     core,
@@ -37,7 +38,7 @@ from .plant import Plant
 __all__ = ["PLANTS", "Plant", "plant", "resolve"]
 
 PLANTS: tuple[Plant, ...] = tuple(
-    p for family in (core, conv, pooling, reshaping, normalization, activations, regularization, merging, image, preprocessing, recurrent, conv_lstm, rnn_cells) for p in family.PLANTS
+    p for family in (core, conv, pooling, reshaping, normalization, activations, regularization, merging, image, preprocessing, recurrent, conv_lstm, rnn_cells, attention) for p in family.PLANTS
 )
 
 

@@ -133,7 +133,18 @@ from .rnn_cells import LSTMCell as LSTMCell
 from .rnn_cells import SimpleRNNCell as SimpleRNNCell
 from .rnn_cells import StackedRNNCells as StackedRNNCells
 
+# attention
+from .attention import AdditiveAttention as AdditiveAttention
+from .attention import Attention as Attention
+from .attention import GroupQueryAttention as GroupQueryAttention
+from .attention import MultiHeadAttention as MultiHeadAttention
+
 __all__ = [
+    # attention
+    "AdditiveAttention",
+    "Attention",
+    "GroupQueryAttention",
+    "MultiHeadAttention",
     # rnn cells
     "RNN",
     "GRUCell",

@@ -406,8 +406,9 @@ class ReversibleEmbedding(Embedding):
 
     Weights:
         embeddings: ``(input_dim, output_dim)``.
+        lora_embeddings_a: ``(input_dim, rank)``, if ``lora_rank``.
+        lora_embeddings_b: ``(rank, output_dim)``, if ``lora_rank``.
         reverse_embeddings: ``(output_dim, input_dim)``, if not ``tie_weights``.
-        lora_embeddings_a, lora_embeddings_b: as `Embedding`, if ``lora_rank``.
 
     Example:
         >>> layer = ReversibleEmbedding(100, 16)
