@@ -69,7 +69,7 @@ def _numpy(value: torch.Tensor) -> np.ndarray:
 
 def _round_to(array: np.ndarray, dtype: str) -> np.ndarray:
     """``array`` rounded to ``dtype`` and back to float32 (the half-precision reference)."""
-    return torch.from_numpy(np.ascontiguousarray(array, dtype=np.float32)).to(getattr(torch, dtype)).float().numpy()
+    return torch.from_numpy(np.array(array, dtype=np.float32, order="C")).to(getattr(torch, dtype)).float().numpy()  # 0-d kept
 
 
 def _is_float(value: Any) -> bool:
