@@ -23,10 +23,11 @@ from . import (
     regularization,
     reshaping,
     rnn_cells,
+    wrappers,
 )
 
 REGISTRY: tuple[LayerInfo, ...] = tuple(
-    info for family in (core, conv, pooling, reshaping, normalization, activations, regularization, merging, image, preprocessing, recurrent, conv_lstm, rnn_cells, attention) for info in family.LAYERS
+    info for family in (core, conv, pooling, reshaping, normalization, activations, regularization, merging, image, preprocessing, recurrent, conv_lstm, rnn_cells, attention, wrappers) for info in family.LAYERS
 )
 
 

@@ -32,13 +32,14 @@ from . import (
     regularization,
     reshaping,
     rnn_cells,
+    wrappers,
 )
 from .plant import Plant
 
 __all__ = ["PLANTS", "Plant", "plant", "resolve"]
 
 PLANTS: tuple[Plant, ...] = tuple(
-    p for family in (core, conv, pooling, reshaping, normalization, activations, regularization, merging, image, preprocessing, recurrent, conv_lstm, rnn_cells, attention) for p in family.PLANTS
+    p for family in (core, conv, pooling, reshaping, normalization, activations, regularization, merging, image, preprocessing, recurrent, conv_lstm, rnn_cells, attention, wrappers) for p in family.PLANTS
 )
 
 

@@ -139,7 +139,14 @@ from .attention import Attention as Attention
 from .attention import GroupQueryAttention as GroupQueryAttention
 from .attention import MultiHeadAttention as MultiHeadAttention
 
+# wrappers
+from .wrappers import Bidirectional as Bidirectional
+from .wrappers import TimeDistributed as TimeDistributed
+
 __all__ = [
+    # wrappers
+    "Bidirectional",
+    "TimeDistributed",
     # attention
     "AdditiveAttention",
     "Attention",
