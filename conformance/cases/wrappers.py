@@ -56,11 +56,20 @@ def _normal(value: Any) -> Any:
 
 def _agree(ours: Any, theirs: Any) -> bool:
     """Whether two serialized layer configs agree: the same class, and every argument both report
-    equal (names aside: they are labels, numbered by each framework's own counters)."""
+    equal (names aside, at any depth: they are labels, numbered by each framework's own counters)."""
     if not isinstance(ours, dict) or not isinstance(theirs, dict) or ours.get("class_name") != theirs.get("class_name"):
         return False
-    mine, keras_config = ours.get("config", {}), theirs.get("config", {})
-    return all(_normal(mine[k]) == _normal(keras_config[k]) for k in set(mine) & set(keras_config) - {"name"})
+    mine, keras_config = _unnamed(_normal(ours.get("config", {}))), _unnamed(_normal(theirs.get("config", {})))
+    return all(mine[k] == keras_config[k] for k in set(mine) & set(keras_config))
+
+
+def _unnamed(value: Any) -> Any:
+    """A config without its ``name`` entries at any depth (a nested cell's name is numbered too)."""
+    if isinstance(value, dict):
+        return {k: _unnamed(v) for k, v in value.items() if k != "name"}
+    if isinstance(value, (list, tuple)):
+        return [_unnamed(v) for v in value]
+    return value
 
 
 class WrapperDriver(Driver):
