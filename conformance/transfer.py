@@ -17,7 +17,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from xlayers.errors import WeightNameError, WeightShapeError
+from xlayers.errors import WeightNameError
 from xlayers.layer import Layer, WeightEntry
 
 from .keras_reference import unwrap
@@ -85,13 +85,7 @@ def _matched(layer: Layer, twin: Any) -> list[tuple[WeightEntry, Any]]:
 
 
 def _check(entry: WeightEntry, shape: tuple[int, ...]) -> None:
-    if entry.declaration is not None:
-        entry.declaration.check(entry.layer._label, shape, entry.layer._sizes)
-    elif shape != tuple(entry.parameter.shape):
-        raise WeightShapeError(
-            f"{entry.layer._label}: weight `{entry.path}` must have shape {tuple(entry.parameter.shape)}. "
-            f"Received: shape={shape}."
-        )
+    entry.check(shape)
 
 
 def to_keras(layer: Layer, twin: Any) -> None:

@@ -23,7 +23,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from .errors import FileFormatError, WeightNameError, WeightShapeError
+from .errors import FileFormatError, WeightNameError
 from .files import publish
 from .layer import Layer, WeightEntry
 
@@ -164,12 +164,7 @@ def load_safetensors(model: Layer, path: str | os.PathLike) -> None:
         raise WeightNameError(f"{model._label}: `{path}` does not hold the model's weights. Received: missing={missing[:5]}, "
                               f"unexpected={extra[:5]}.")
     for name, entry in entries.items():
-        shape = tuple(found[name][1]["shape"])
-        if entry.declaration is not None:
-            entry.declaration.check(entry.layer._label, shape, entry.layer._sizes)
-        elif shape != tuple(entry.parameter.shape):
-            raise WeightShapeError(f"{entry.layer._label}: weight `{name}` must have shape {tuple(entry.parameter.shape)}. "
-                                   f"Received: shape={shape} in `{found[name][0]}`.")
+        entry.check(tuple(found[name][1]["shape"]), where=f"{found[name][0].name}: {name}")
     with torch.no_grad():
         for name, entry in entries.items():
             file, info, start = found[name]

@@ -22,6 +22,7 @@ import torch
 
 from .errors import ArgumentError, ArgumentTypeError, InputShapeError
 from .layer import Layer, Shape, Symbolic, _is_shape, _leaves, _snake_case, dtype_name, get_layer_class, map_structure
+from .models import print_table
 from .ops import Operation, deserialize_key, is_operation_entry, operation_from_entry, serialize_key
 
 __all__ = ["Functional", "Input", "InputLayer", "KerasTensor", "Model", "Node"]
@@ -672,18 +673,7 @@ class Functional(Layer):
             params = sum(p.numel() for p in layer.parameters()) if isinstance(layer, Layer) else 0
             kind = type(layer).__name__ if isinstance(layer, Layer) else layer.spec.class_name
             rows.append((f"{layer.name} ({kind})", shapes, f"{params:,}", sources))
-        widths = [max(len(r[i]) for r in rows) + 2 for i in range(4)]
-        rule = "+" + "+".join("-" * w for w in widths) + "+"
-
-        def line(row: tuple[str, ...]) -> str:
-            return "|" + "|".join(f" {c:>{w - 2}} " if i == 2 else f" {c:<{w - 2}} " for i, (c, w) in enumerate(zip(row, widths))) + "|"
-
-        total = sum(p.numel() for p in self.parameters())
-        trainable = sum(p.numel() for p in self.parameters() if p.requires_grad)
-        text = [f'Model: "{self.name}"', rule, line(rows[0]), rule.replace("-", "=")]
-        text += [line(r) for r in rows[1:]] + [rule]
-        text += [f" Total params: {total:,}", f" Trainable params: {trainable:,}", f" Non-trainable params: {total - trainable:,}"]
-        print_fn("\n".join(text))
+        print_table(self, rows, print_fn)
 
     def extra_repr(self) -> str:
         return f"name={self.name!r}, inputs={[t.shape for t in self._input_tensors]}"

@@ -131,6 +131,22 @@ class WeightEntry(NamedTuple):
     declaration: Weight | None  # its LAYOUT entry (None for a weight made by ``add_weight`` alone)
     parameter: nn.Parameter
 
+    def check(self, shape: tuple[int, ...], where: str = "") -> None:
+        """Raise `WeightShapeError` unless a value of ``shape`` fits this weight (its declaration,
+        with the axis names, or its parameter's shape); ``where`` names the value's place in a file."""
+        try:
+            if self.declaration is not None:
+                self.declaration.check(self.layer._label, tuple(shape), self.layer._sizes)
+            elif tuple(shape) != tuple(self.parameter.shape):
+                raise WeightShapeError(
+                    f"{self.layer._label}: weight `{self.path}` must have shape {tuple(self.parameter.shape)}. "
+                    f"Received: shape={tuple(shape)}."
+                )
+        except WeightShapeError as error:
+            if not where:
+                raise
+            raise WeightShapeError(f"{error} In the file: `{where}`.") from None
+
 _FLOAT_DTYPES = (torch.float16, torch.bfloat16, torch.float32, torch.float64)
 _WEIGHT_ARGUMENT_KINDS = (("initializer", initializers), ("regularizer", regularizers), ("constraint", constraints))
 _LAYER_CLASSES: dict[str, type[Layer]] = {}
@@ -712,16 +728,10 @@ class Layer(nn.Module, metaclass=_LayerMeta):
                 f"Received: {len(weights)} weights."
             )
         values = []
-        for (path, owner, declared, parameter), value in zip(targets, weights):
-            value = _numeric_tensor(owner._label, path, value)
-            if declared is not None:
-                declared.check(owner._label, tuple(value.shape), owner._sizes)
-            elif tuple(value.shape) != tuple(parameter.shape):
-                raise WeightShapeError(
-                    f"{owner._label}: weight `{path}` must have shape {tuple(parameter.shape)}. "
-                    f"Received: shape={tuple(value.shape)}."
-                )
-            values.append((parameter, value.to(dtype=parameter.dtype, device=parameter.device)))
+        for target, value in zip(targets, weights):
+            value = _numeric_tensor(target.layer._label, target.path, value)
+            target.check(tuple(value.shape))
+            values.append((target.parameter, value.to(dtype=target.parameter.dtype, device=target.parameter.device)))
         with torch.no_grad():  # every value checked and converted first: a failed call changes nothing
             for parameter, value in values:
                 parameter.copy_(value)

@@ -12,7 +12,7 @@ from torch import nn
 from .errors import ArgumentError, ArgumentTypeError
 from .layer import Layer, Shape, _snake_case
 
-__all__ = ["Sequential"]
+__all__ = ["Sequential", "print_table"]
 
 
 def _accepts(module: nn.Module, argument: str) -> bool:
@@ -181,15 +181,22 @@ class Sequential(Layer):
             built = not isinstance(layer, Layer) or layer.built
             params = sum(p.numel() for p in layer.parameters()) if built else None
             rows.append((f"{name} ({kind})", out, "?" if params is None else f"{params:,}"))
-        widths = [max(len(r[i]) for r in rows) + 2 for i in range(3)]
-        rule = "+" + "+".join("-" * w for w in widths) + "+"
+        print_table(self, rows, print_fn)
 
-        def line(row: tuple[str, str, str]) -> str:
-            return "|" + "|".join(f" {c:<{w - 2}} " if i < 2 else f" {c:>{w - 2}} " for i, (c, w) in enumerate(zip(row, widths))) + "|"
 
-        total = sum(p.numel() for p in self.parameters())
-        trainable = sum(p.numel() for p in self.parameters() if p.requires_grad)
-        text = [f'Model: "{self.name}"', rule, line(rows[0]), rule.replace("-", "=")]
-        text += [line(r) for r in rows[1:]] + [rule]
-        text += [f" Total params: {total:,}", f" Trainable params: {trainable:,}", f" Non-trainable params: {total - trainable:,}"]
-        print_fn("\n".join(text))
+def print_table(model: nn.Module, rows: list[tuple[str, ...]], print_fn: Callable[[str], Any]) -> None:
+    """Keras's summary: the model's name, a table (a header row, then one row per layer; the
+    third column, parameter counts, right-aligned), then the parameter totals."""
+    columns = len(rows[0])
+    widths = [max(len(r[i]) for r in rows) + 2 for i in range(columns)]
+    rule = "+" + "+".join("-" * w for w in widths) + "+"
+
+    def line(row: tuple[str, ...]) -> str:
+        return "|" + "|".join(f" {c:>{w - 2}} " if i == 2 else f" {c:<{w - 2}} " for i, (c, w) in enumerate(zip(row, widths))) + "|"
+
+    total = sum(p.numel() for p in model.parameters())
+    trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)
+    text = [f'Model: "{model.name}"', rule, line(rows[0]), rule.replace("-", "=")]
+    text += [line(r) for r in rows[1:]] + [rule]
+    text += [f" Total params: {total:,}", f" Trainable params: {trainable:,}", f" Non-trainable params: {total - trainable:,}"]
+    print_fn("\n".join(text))

@@ -26,7 +26,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from .errors import ArgumentError, ArgumentTypeError, FileFormatError, WeightNameError, WeightShapeError
+from .errors import ArgumentError, ArgumentTypeError, FileFormatError, WeightNameError
 from .files import publish
 from .keras2 import is_keras2_config, normalize
 from .layer import Layer, WeightEntry
@@ -83,17 +83,7 @@ def load_weights_h5(model: Layer, h5: Any) -> None:
             )
         for entry, key in zip(entries, stored):
             array = _read_dataset(node[key], entry)
-            declared = entry.declaration
-            if declared is not None:
-                try:
-                    declared.check(entry.layer._label, tuple(array.shape), entry.layer._sizes)
-                except WeightShapeError as error:
-                    raise WeightShapeError(f"{error} In the file: `{_vars(group)}/{key}`.") from None
-            elif tuple(array.shape) != tuple(entry.parameter.shape):
-                raise WeightShapeError(
-                    f"{entry.layer._label}: weight `{entry.path}` must have shape {tuple(entry.parameter.shape)}. "
-                    f"Received: shape={tuple(array.shape)} in `{_vars(group)}/{key}`."
-                )
+            entry.check(tuple(array.shape), where=f"{_vars(group)}/{key}")
             values.append((entry.parameter, array))
     extra = _extra_groups(h5, {_vars(g) for g in groups})
     if extra:
@@ -228,16 +218,7 @@ def load_legacy_weights(model: Layer, group: Any, by_name: bool = True) -> None:
             )
         for entry, weight_name in zip(entries, names):
             array = _read_dataset(group[name][weight_name], entry)
-            if entry.declaration is not None:
-                try:
-                    entry.declaration.check(entry.layer._label, tuple(array.shape), entry.layer._sizes)
-                except WeightShapeError as error:
-                    raise WeightShapeError(f"{error} In the file: `{name}/{weight_name}`.") from None
-            elif tuple(array.shape) != tuple(entry.parameter.shape):
-                raise WeightShapeError(
-                    f"{entry.layer._label}: weight `{entry.path}` must have shape {tuple(entry.parameter.shape)}. "
-                    f"Received: shape={tuple(array.shape)} in `{name}/{weight_name}`."
-                )
+            entry.check(tuple(array.shape), where=f"{name}/{weight_name}")
             values.append((entry.parameter, array))
     with torch.no_grad():
         for parameter, array in values:

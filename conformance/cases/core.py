@@ -226,23 +226,12 @@ LAYERS = (*LAYERS, LayerInfo(Embedding, EMBEDDING_CASES, EMBEDDING_ERRORS, drive
 from xlayers import ReversibleEmbedding  # (appended family block)
 
 
-class ReversibleEmbeddingDriver(Driver):
+class ReversibleEmbeddingDriver(EmbeddingDriver):
     """ReversibleEmbedding: ``call={"reverse": True}`` feeds float hidden states
     ``(..., output_dim)`` and projects them to logits (their gradient is checked); lookups feed
     ids. Keras's layer attaches its lookup mask to the output in ``call`` (its
     ``compute_mask`` is always ``None``): the check compares xlayers' ``compute_mask`` with
     the mask Keras attached, on every id tensor fed."""
-
-    def __init__(self) -> None:
-        import weakref
-
-        self._twins: weakref.WeakKeyDictionary[Any, Any] = weakref.WeakKeyDictionary()
-        self._fed: weakref.WeakKeyDictionary[Any, list[np.ndarray]] = weakref.WeakKeyDictionary()
-
-    def twin(self, layer: Any, case: Case, dtype: str | None = None) -> Any:
-        twin = super().twin(layer, case, dtype)
-        self._twins.setdefault(layer, twin)
-        return twin
 
     def arguments(self, layer: Any, case: Case, inputs: Any, rng: np.random.Generator) -> dict[str, Any]:
         if case.call.get("reverse"):
