@@ -274,6 +274,13 @@ class InputLayer(Layer):
     def call(self, inputs: torch.Tensor) -> torch.Tensor:
         return inputs
 
+    @classmethod
+    def from_keras2_config(cls, config: Mapping[str, Any]) -> dict[str, Any]:
+        """Keras 2 called the full shape ``batch_input_shape``."""
+        config = dict(config)
+        config["batch_shape"] = config.pop("batch_input_shape", config.get("batch_shape"))
+        return config
+
     def compute_output_shape(self, input_shape: Shape) -> Shape:
         return tuple(input_shape)
 

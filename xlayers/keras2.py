@@ -7,12 +7,12 @@ Keras 3.15 loads few of the files tf_keras 2.x writes; what differs is the confi
   with ``__keras_tensor__`` references; a call on several tensors passes them as one list;
 - a nested model's calls are numbered from 1 in Keras 2 (its node 0 is its own graph) and
   from 0 in Keras 3;
-- ``batch_input_shape`` becomes ``batch_shape`` (an `InputLayer`'s) or is dropped (another
-  layer's); mixed-precision ``Policy`` dicts become the policy's name; arguments Keras 3 no
-  longer takes are dropped (RNNs' ``time_major`` and ``implementation``, Embedding's
-  ``input_length``, ``groups`` of depthwise and transposed convolutions, MultiHeadAttention's
-  ``*_shape`` keys and ``softmax_robust_masking``); BatchNormalization's list ``axis`` becomes
-  an int;
+- mixed-precision ``Policy`` dicts become the policy's name; ``batch_input_shape`` is dropped
+  from layers that are not inputs; what a layer class changes is declared beside it
+  (``KERAS2_DROPPED``, `Layer.from_keras2_config`): RNNs' ``time_major`` and ``implementation``,
+  Embedding's ``input_length``, ``groups`` of depthwise and transposed convolutions,
+  MultiHeadAttention's ``*_shape`` keys, BatchNormalization's list ``axis``, InputLayer's
+  ``batch_input_shape``;
 - ``TFOpLambda`` / ``SlicingOpLambda`` nodes (``tf.math.multiply``, ``tf.__operators__.getitem``)
   become the Keras 3 operation nodes of `xlayers.ops` (an unknown one is named, with its layer).
 """
@@ -24,6 +24,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from .errors import ArgumentError
+from .layer import _LAYER_CLASSES
 
 __all__ = ["TF_FUNCTIONS", "is_keras2_config", "normalize"]
 
@@ -59,10 +60,6 @@ TF_FUNCTIONS: dict[str, tuple[str, tuple[str, ...], dict[str, str]]] = {
 }
 
 _MODEL_CLASSES = ("Functional", "Model", "Sequential")
-_DROPPED = {
-    "time_major": None, "implementation": None, "input_length": "Embedding", "softmax_robust_masking": None,
-    "query_shape": None, "key_shape": None, "value_shape": None,
-}
 
 
 def is_keras2_config(config: Mapping[str, Any]) -> bool:
@@ -122,22 +119,17 @@ def _is_reference(value: Any) -> bool:
 
 
 def _layer_config(class_name: str, config: dict[str, Any]) -> dict[str, Any]:
+    """A layer's Keras 2 config in Keras 3's form: what every layer shares here (a ``Policy``
+    dict becomes its name; ``batch_input_shape``, which Keras 2 let any first layer carry, goes),
+    then what its own class changes (`Layer.from_keras2_config`, declared beside the layer)."""
     config = dict(config)
     dtype = config.get("dtype")
     if isinstance(dtype, Mapping) and dtype.get("class_name") == "Policy":
         config["dtype"] = dtype.get("config", {}).get("name")
-    for key, owner in _DROPPED.items():
-        if key in config and (owner is None or owner == class_name):
-            config.pop(key)
-    if class_name in ("DepthwiseConv1D", "DepthwiseConv2D", "Conv1DTranspose", "Conv2DTranspose", "Conv3DTranspose"):
-        config.pop("groups", None)
-    if class_name == "BatchNormalization" and isinstance(config.get("axis"), list) and len(config["axis"]) == 1:
-        config["axis"] = config["axis"][0]
-    if class_name != "InputLayer":
-        config.pop("batch_input_shape", None)
-    else:
-        config["batch_shape"] = config.pop("batch_input_shape", config.get("batch_shape"))
-        config.pop("ragged", None)
+    klass = _LAYER_CLASSES.get(class_name)
+    if klass is not None:
+        config = klass.from_keras2_config(config)
+    config.pop("batch_input_shape", None)
     for key in ("layer", "backward_layer", "cell"):  # wrapped layers
         if isinstance(config.get(key), Mapping) and "class_name" in config[key]:
             nested = config[key]

@@ -290,6 +290,8 @@ class Layer(nn.Module, metaclass=_LayerMeta):
     KERAS_MODULE: ClassVar[str] = "keras.layers"
     """Where Keras's class of the same name lives, as its serialization writes it."""
     KERAS_REGISTERED_NAME: ClassVar[str | None] = None
+    KERAS2_DROPPED: ClassVar[tuple[str, ...]] = ()
+    """Arguments Keras 2 (tf_keras) wrote for this layer that Keras 3 no longer takes."""
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)
@@ -833,6 +835,12 @@ class Layer(nn.Module, metaclass=_LayerMeta):
         if self.activity_regularizer is not None:
             config["activity_regularizer"] = regularizers.serialize(self.activity_regularizer)
         return config
+
+    @classmethod
+    def from_keras2_config(cls, config: Mapping[str, Any]) -> dict[str, Any]:
+        """A Keras 2 (tf_keras) config of this layer in Keras 3's form (`xlayers.keras2` reads
+        files with it): ``KERAS2_DROPPED`` left out; a family with more to change overrides it."""
+        return {key: value for key, value in config.items() if key not in cls.KERAS2_DROPPED}
 
     @classmethod
     def from_config(cls, config: Mapping[str, Any]) -> Layer:

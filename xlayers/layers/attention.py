@@ -330,6 +330,8 @@ class MultiHeadAttention(_MultiHead):
         ((6, 2, 4), (2, 4, 6), 'sdpa')
     """
 
+    KERAS2_DROPPED = ("query_shape", "key_shape", "value_shape", "softmax_robust_masking")
+
     def __init__(
         self,
         num_heads: int,

@@ -451,6 +451,8 @@ class BaseConvTranspose(BaseConv):
     An exported graph has one ONNX ``ConvTranspose`` (asymmetric ``pads`` for TF's odd crop).
     """
 
+    KERAS2_DROPPED = ("groups",)  # Keras 2 wrote groups=1 here; Keras 3 takes none
+
     def __init__(
         self,
         filters: int,
@@ -680,6 +682,8 @@ class BaseDepthwiseConv(BaseConv):
     'same', the odd pad at the end, computed without copying the input); unlike `Conv2D`,
     Keras allows ``strides > 1`` with ``dilation_rate > 1`` here.
     """
+
+    KERAS2_DROPPED = ("groups",)  # Keras 2 wrote groups=1 here; Keras 3 takes none
 
     def __init__(
         self,

@@ -338,6 +338,7 @@ class Embedding(LoraMixin, Layer):
 
     LORA_TARGET = "embeddings"
     merged_embeddings = LoraMixin.merged_weight
+    KERAS2_DROPPED = ("input_length",)
 
     def call(self, inputs: torch.Tensor) -> torch.Tensor:
         ids = inputs if inputs.dtype in (torch.int32, torch.int64) else inputs.to(torch.int64)

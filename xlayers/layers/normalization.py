@@ -331,6 +331,14 @@ class BatchNormalization(_AffineNormalization):
         [(3,), (3,), (3,), (3,)]
     """
 
+    @classmethod
+    def from_keras2_config(cls, config: Mapping[str, Any]) -> dict[str, Any]:
+        """Keras 2 wrote ``axis`` as a list (``[3]``); Keras 3 takes the int."""
+        config = super().from_keras2_config(config)
+        if isinstance(config.get("axis"), list) and len(config["axis"]) == 1:
+            config["axis"] = config["axis"][0]
+        return config
+
     LAYOUT = (
         Weight("gamma", ("channels",), enabled_by="scale"),
         Weight("beta", ("channels",), enabled_by="center"),

@@ -87,6 +87,7 @@ class BaseRNN(Layer):
     """The activation each argument must be for torch's fused kernel (Keras's names)."""
     ONNX_OPERATOR: ClassVar[str | None] = None
     """The ONNX operator the fused configuration exports as (``None``: not exportable)."""
+    KERAS2_DROPPED = ("time_major", "implementation")
 
     def __init__(
         self,
