@@ -190,3 +190,15 @@ def test_a_legacy_h5_of_weights_only_says_how_to_load_it(tmp_path):
         h5.attrs["layer_names"] = []
     with pytest.raises(FileFormatError, match="holds weights only"):
         xlayers.from_keras(tmp_path / "w.h5")
+
+
+def test_to_keras_gives_a_keras_model_with_the_same_outputs():
+    from xlayers import Dense, Input, LayerNormalization, Model
+
+    x = Input((6,))
+    model = Model(x, LayerNormalization()(Dense(4, activation="relu")(x) + 1.0)).eval()
+    twin = xlayers.to_keras(model)
+    data = np.random.default_rng(5).standard_normal((3, 6)).astype(np.float32)
+    assert type(twin).__module__.startswith("keras")
+    result = compare(model(torch.from_numpy(data)).detach().numpy(), np.asarray(twin(data)), "float32", "cpu")
+    assert result.passed, result.describe("output")

@@ -24,6 +24,7 @@ from .models import Sequential as Sequential
 from .saving import from_keras as from_keras
 from .saving import load_keras as load_keras
 from .saving import save_keras as save_keras
+from .saving import to_keras as to_keras
 
 __version__ = "0.1.0"
 
@@ -47,5 +48,6 @@ __all__ = [
     "load_keras",
     "regularizers",
     "save_keras",
+    "to_keras",
     *layers.__all__,
 ]

@@ -31,7 +31,7 @@ from .files import publish
 from .keras2 import is_keras2_config, normalize
 from .layer import Layer, WeightEntry
 
-__all__ = ["from_keras", "load_h5", "load_keras", "load_legacy_weights", "load_weights_h5", "save_keras", "save_weights_h5", "weight_groups"]
+__all__ = ["from_keras", "load_h5", "to_keras", "load_keras", "load_legacy_weights", "load_weights_h5", "save_keras", "save_weights_h5", "weight_groups"]
 
 KERAS_VERSION = "3.15.1"  # the format written (Keras 3.15's `.keras`)
 
@@ -343,3 +343,13 @@ def from_keras(source: Any, custom_objects: Mapping[str, type] | None = None) ->
             source.save(f"{folder}/model.keras")
             return load_keras(f"{folder}/model.keras", custom_objects)
     raise ArgumentTypeError(f"`source` must be a path or a keras.Model. Received: source of type {type(source).__name__}.")
+
+
+def to_keras(model: Layer) -> Any:
+    """A live ``keras.Model`` equal to ``model`` (this one needs Keras): the model is written as
+    a ``.keras`` file (`save_keras`) and Keras loads it, so it is what any Keras user would get."""
+    import keras
+
+    with tempfile.TemporaryDirectory() as folder:
+        save_keras(model, f"{folder}/model.keras")
+        return keras.saving.load_model(f"{folder}/model.keras", compile=False)
