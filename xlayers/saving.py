@@ -31,7 +31,7 @@ from .files import publish
 from .keras2 import is_keras2_config, normalize
 from .layer import Layer, WeightEntry
 
-__all__ = ["from_keras", "load_h5", "to_keras", "load_keras", "load_legacy_weights", "load_weights_h5", "save_keras", "save_weights_h5", "weight_groups"]
+__all__ = ["from_keras", "load_h5", "load_keras", "load_legacy_weights", "load_weights_h5", "save_keras", "save_weights_h5", "to_keras", "weight_groups"]
 
 KERAS_VERSION = "3.15.1"  # the format written (Keras 3.15's `.keras`)
 
