@@ -151,6 +151,26 @@ def is_right_padded(mask: Tensor) -> tuple[bool, Tensor]:
     return bool(torch.equal(expected, m)), lengths
 
 
+def _dropout_masks(
+    inputs: Tensor, units: int, gates: int, dropout: float, recurrent_dropout: float, training: bool,
+    generator: torch.Generator | None,
+) -> tuple[Tensor | None, Tensor | None]:
+    """Keras's ``DropoutRNNCell`` masks for one call: an input mask ``(batch, features)`` and a
+    recurrent mask ``(batch, units)``, each stacked ``(gates, batch, dim)`` when ``gates`` (one per
+    gate), drawn in that order, scaled by ``1 / (1 - rate)``; ``None`` unless ``training`` and
+    ``0 < rate < 1``."""
+    n, feat = inputs.shape[0], inputs.shape[-1]
+
+    def draw(dim: int, rate: float) -> Tensor | None:
+        if not training or not (0.0 < rate < 1.0):
+            return None
+        shape = (gates, n, dim) if gates else (n, dim)
+        keep = torch.rand(shape, generator=generator, device=inputs.device) >= rate
+        return keep.to(inputs.dtype) / (1.0 - rate)
+
+    return draw(feat, dropout), draw(units, recurrent_dropout)
+
+
 def lstm_dropout_masks(
     inputs: Tensor,
     units: int,
@@ -178,17 +198,7 @@ def lstm_dropout_masks(
     """
     if per_gate is None:
         per_gate = recurrent_dropout != 0.0
-    n = inputs.shape[0]
-    feat = inputs.shape[-1]
-
-    def draw(dim: int, rate: float) -> Tensor | None:
-        if not training or not (0.0 < rate < 1.0):
-            return None
-        shape = (4, n, dim) if per_gate else (n, dim)
-        keep = torch.rand(shape, generator=generator, device=inputs.device) >= rate
-        return keep.to(inputs.dtype) / (1.0 - rate)
-
-    return draw(feat, dropout), draw(units, recurrent_dropout)
+    return _dropout_masks(inputs, units, 4 if per_gate else 0, dropout, recurrent_dropout, training, generator)
 
 
 def _as_gate_stack(m: DropoutMask, name: str, n: int, dim: int) -> Tensor | None:
@@ -567,17 +577,8 @@ def gru_dropout_masks(
     (Keras ``implementation=1``) three masks per kind stacked ``(3, batch, dim)`` in the gate
     order z, r, h; otherwise one ``(batch, dim)`` input mask. Scaled by ``1 / (1 - rate)``,
     only when ``training`` and ``0 < rate < 1``."""
-    per_gate = recurrent_dropout != 0.0
-    n, feat = inputs.shape[0], inputs.shape[-1]
-
-    def draw(dim: int, rate: float) -> Tensor | None:
-        if not training or not (0.0 < rate < 1.0):
-            return None
-        shape = (3, n, dim) if per_gate else (n, dim)
-        keep = torch.rand(shape, generator=generator, device=inputs.device) >= rate
-        return keep.to(inputs.dtype) / (1.0 - rate)
-
-    return draw(feat, dropout), draw(units, recurrent_dropout)
+    gates = 3 if recurrent_dropout != 0.0 else 0
+    return _dropout_masks(inputs, units, gates, dropout, recurrent_dropout, training, generator)
 
 
 def gru(
@@ -816,15 +817,7 @@ def simple_rnn_dropout_masks(
     """The masks Keras's ``SimpleRNNCell`` uses for one call: one ``(batch, features)`` input
     mask and one ``(batch, units)`` recurrent mask, scaled by ``1 / (1 - rate)``, only when
     ``training`` and ``0 < rate < 1``."""
-    n, feat = inputs.shape[0], inputs.shape[-1]
-
-    def draw(dim: int, rate: float) -> Tensor | None:
-        if not training or not (0.0 < rate < 1.0):
-            return None
-        keep = torch.rand((n, dim), generator=generator, device=inputs.device) >= rate
-        return keep.to(inputs.dtype) / (1.0 - rate)
-
-    return draw(feat, dropout), draw(units, recurrent_dropout)
+    return _dropout_masks(inputs, units, 0, dropout, recurrent_dropout, training, generator)
 
 
 def simple_rnn(
