@@ -692,23 +692,36 @@ def test_compile_fullgraph_with_mask_uses_loop():
 
 
 @pytest.mark.parametrize("input_grad", [False, True], ids=["weights-only", "input-too"])
-def test_compile_training_on_cpu_takes_the_loop_only_without_an_input_gradient(input_grad):
-    # torch 2.13's AOTAutograd cannot differentiate oneDNN's mkldnn_rnn_layer when the sequence
-    # takes no gradient but the weights do (a layer's training step); that call takes the loop.
+@pytest.mark.parametrize("go_backwards", [False, True])
+def test_compiled_cpu_training_keeps_onednn_in_both_directions(input_grad, go_backwards):
+    # torch 2.13's AOTAutograd cannot differentiate oneDNN's mkldnn_rnn_layer; the compiled step
+    # goes through xlayers::lstm_onednn, whose backward is oneDNN's, bit-equal to eager.
     torch._dynamo.reset()
-    x, k, rk, b, *_ = _compile_inputs(requires_grad=True)
+    x, k, rk, b, h0, c0, _ = _compile_inputs(requires_grad=True)
     x = x.detach().requires_grad_(input_grad)
+    h0, c0 = h0.requires_grad_(), c0.requires_grad_()
 
-    def f(x, k, rk, b):
-        return lstm(x, k, rk, b)
+    def f(x, k, rk, b, h0, c0):
+        return lstm(x, k, rk, b, initial_state=(h0, c0), go_backwards=go_backwards)
 
-    eager = f(x, k, rk, b)
-    compiled = torch.compile(f, fullgraph=True, backend="aot_eager")(x, k, rk, b)
-    assert eager[3] == "fused" and compiled[3] == ("fused" if input_grad else "loop")
-    torch.testing.assert_close(compiled[0], eager[0])
-    wrt = (k, rk, b, x) if input_grad else (k, rk, b)
-    for a, e in zip(torch.autograd.grad(compiled[0].sum(), wrt), torch.autograd.grad(eager[0].sum(), wrt)):
-        torch.testing.assert_close(a, e)
+    eager = f(x, k, rk, b, h0, c0)
+    compiled_f = torch.compile(f, fullgraph=True)
+    compiled = compiled_f(x, k, rk, b, h0, c0)
+    assert eager[3] == compiled[3] == "fused"
+    for a, e in zip(compiled[:3], eager[:3]):
+        torch.testing.assert_close(a, e, rtol=0, atol=0)
+    wrt = (k, rk, b, h0, c0, x) if input_grad else (k, rk, b, h0, c0)
+    upstream = [torch.randn_like(t) for t in eager[:3]]  # a gradient on every output, states included
+    for a, e in zip(torch.autograd.grad(compiled[:3], wrt, upstream), torch.autograd.grad(eager[:3], wrt, upstream)):
+        torch.testing.assert_close(a, e, rtol=0, atol=0)
+
+    def step():
+        out = compiled_f(x, k, rk, b, h0, c0)
+        torch.autograd.grad(out[0].sum(), wrt)
+
+    counts = _op_counts(step)
+    assert counts.get("aten::mkldnn_rnn_layer", 0) == 1 and counts.get("aten::mkldnn_rnn_layer_backward", 0) == 1
+    assert _n_matmuls(counts) == 0  # no per-step matmuls
 
 
 def test_is_activation_knows_each_form_of_tanh_and_sigmoid():

@@ -223,17 +223,6 @@ def _identity(x: Tensor) -> Tensor:
     return x
 
 
-def _fused_backward_traceable(inputs: Tensor, tensors: Sequence[Tensor]) -> bool:
-    """torch 2.13's AOTAutograd cannot differentiate oneDNN's ``mkldnn_rnn_layer`` when the
-    sequence takes no gradient but a weight or state does (its backward saves a ``None``).
-    Such a call under ``torch.compile`` on CPU takes the loop; eager, export and CUDA are fine."""
-    if not torch.compiler.is_compiling() or torch.compiler.is_exporting() or not torch.is_grad_enabled():
-        return True
-    if inputs.device.type != "cpu" or inputs.requires_grad:
-        return True
-    return not any(t.requires_grad for t in tensors)
-
-
 def lstm(
     inputs: Tensor,
     weight_ih: Tensor,
@@ -327,13 +316,11 @@ def lstm(
         fused_ok = is_activation(activation, "tanh") and is_activation(recurrent_activation, "sigmoid")
 
     # The per-call part of the fused-or-loop decision (the configuration's is `fused_ok`).
-    weights = (weight_ih, weight_hh) if bias is None else (weight_ih, weight_hh, bias)
     use_fused = (
         bool(fused_ok)
         and rdmask is None
         and (dmask is None or dmask.dim() == 2)
         and fused_lstm_supported(inputs.dtype, inputs.device)
-        and _fused_backward_traceable(inputs, (*weights, h0, c0))
     )
 
     lengths = None
@@ -424,6 +411,10 @@ def _lstm_fused(
     if lengths is None:
         if go_backwards:
             x = x.flip(1)
+        if train and _compiled_onednn(x):
+            bias = params[2] if has_biases else weight_ih.new_zeros(weight_ih.shape[0])
+            out, h, c, _ = lstm_onednn(x.transpose(0, 1).contiguous(), weight_ih, weight_hh, bias, h0, c0)
+            return out.transpose(0, 1), h, c
         out, h, c = torch.lstm(
             x, (h0.unsqueeze(0), c0.unsqueeze(0)), params, has_biases,
             1, 0.0, train, False, True,
@@ -431,7 +422,7 @@ def _lstm_fused(
         return out, h[0], c[0]
 
     # Right-padded mask: packed sequences.
-    n, t_len, _ = x.shape
+    t_len = x.shape[1]
     steps = torch.arange(t_len, device=x.device)
     lens = lengths.to(x.device).unsqueeze(1)  # (N, 1)
     valid = steps.unsqueeze(0) < lens  # (N, T): the unmasked prefix
@@ -474,6 +465,93 @@ def _lstm_fused(
             fill = torch.where(empty, h.new_zeros(()), h).unsqueeze(1)
         out = torch.where(valid.unsqueeze(2), out, fill)
     return out, h, c
+
+
+def _compiled_onednn(x: Tensor) -> bool:
+    """Whether a differentiated fused LSTM is being compiled where eager torch runs oneDNN
+    (CPU, float32): torch 2.13's AOTAutograd cannot differentiate ``aten::mkldnn_rnn_layer``,
+    so the call goes through :func:`lstm_onednn`, which carries its own backward."""
+    return (
+        torch.compiler.is_compiling()
+        and not torch.compiler.is_exporting()
+        and x.device.type == "cpu"
+        and x.dtype == torch.float32
+        and _ONEDNN
+    )
+
+
+_ONEDNN = torch.backends.mkldnn.is_available()
+_LSTM_MODE = 2  # oneDNN's rnn kind for an LSTM (ideep::rnn_kind::LSTM)
+
+
+@torch.library.custom_op("xlayers::lstm_onednn", mutates_args=())
+def lstm_onednn(
+    x: Tensor, weight_ih: Tensor, weight_hh: Tensor, bias: Tensor, h0: Tensor, c0: Tensor
+) -> tuple[Tensor, Tensor, Tensor, Tensor]:
+    """oneDNN's LSTM layer in training mode, time-major ``x`` ``(T, N, F)``, gates i, f, g, o:
+    ``(outputs, h, c, workspace)``. One opaque op with the backward registered below, so a
+    compiled training step keeps the fused kernel in both directions (eager ``torch.lstm``
+    runs the same two kernels)."""
+    units = weight_hh.shape[1]
+    with torch.enable_grad():  # oneDNN keeps its workspace only in grad mode
+        y, h, c, workspace = torch.ops.aten.mkldnn_rnn_layer(
+            x.contiguous(), weight_ih, weight_hh, bias, torch.zeros_like(bias), h0.unsqueeze(0).contiguous(),
+            c0.unsqueeze(0).contiguous(), False, [], _LSTM_MODE, units, 1, True, False, False, True,
+        )
+    return y, h.squeeze(0), c.squeeze(0), workspace
+
+
+@lstm_onednn.register_fake
+def _lstm_onednn_shapes(
+    x: Tensor, weight_ih: Tensor, weight_hh: Tensor, bias: Tensor, h0: Tensor, c0: Tensor
+) -> tuple[Tensor, Tensor, Tensor, Tensor]:
+    t_len, n, _ = x.shape
+    units = weight_hh.shape[1]
+    workspace_bytes = torch.library.get_ctx().new_dynamic_size()  # oneDNN chooses it
+    return x.new_empty(t_len, n, units), x.new_empty(n, units), x.new_empty(n, units), \
+        x.new_empty(workspace_bytes, dtype=torch.uint8)
+
+
+@torch.library.custom_op("xlayers::lstm_onednn_backward", mutates_args=())
+def lstm_onednn_backward(
+    x: Tensor, weight_ih: Tensor, weight_hh: Tensor, bias: Tensor, h0: Tensor, c0: Tensor, y: Tensor, h: Tensor,
+    c: Tensor, workspace: Tensor, grad_y: Tensor, grad_h: Tensor, grad_c: Tensor,
+) -> tuple[Tensor, Tensor, Tensor, Tensor, Tensor, Tensor]:
+    """The gradients of :func:`lstm_onednn` with respect to ``x``, the weights, the bias and the
+    initial states, from oneDNN's backward kernel."""
+    units = weight_hh.shape[1]
+    grads = torch.ops.aten.mkldnn_rnn_layer_backward(
+        x.contiguous(), weight_ih, weight_hh, bias, torch.zeros_like(bias), h0.unsqueeze(0).contiguous(),
+        c0.unsqueeze(0).contiguous(), y, h.unsqueeze(0), c.unsqueeze(0), grad_y.contiguous(),
+        grad_h.unsqueeze(0).contiguous(), grad_c.unsqueeze(0).contiguous(), False, _LSTM_MODE, units, 1, True, True,
+        False, [], False, workspace,
+    )
+    grad_x, grad_ih, grad_hh, grad_bias, _, grad_h0, grad_c0 = grads
+    return grad_x, grad_ih, grad_hh, grad_bias, grad_h0.squeeze(0), grad_c0.squeeze(0)
+
+
+@lstm_onednn_backward.register_fake
+def _lstm_onednn_backward_shapes(
+    x: Tensor, weight_ih: Tensor, weight_hh: Tensor, bias: Tensor, h0: Tensor, c0: Tensor, y: Tensor, h: Tensor,
+    c: Tensor, workspace: Tensor, grad_y: Tensor, grad_h: Tensor, grad_c: Tensor,
+) -> tuple[Tensor, Tensor, Tensor, Tensor, Tensor, Tensor]:
+    return tuple(torch.empty(t.shape, dtype=t.dtype, device=t.device) for t in (x, weight_ih, weight_hh, bias, h0, c0))
+
+
+def _lstm_onednn_save(ctx: object, inputs: tuple[Tensor, ...], output: tuple[Tensor, ...]) -> None:
+    ctx.save_for_backward(*inputs, *output)
+
+
+def _lstm_onednn_grad(ctx: object, grad_y: Tensor | None, grad_h: Tensor | None, grad_c: Tensor | None,
+                      _grad_workspace: Tensor | None) -> tuple[Tensor, ...]:
+    x, weight_ih, weight_hh, bias, h0, c0, y, h, c, workspace = ctx.saved_tensors
+    grad_y = torch.zeros_like(y) if grad_y is None else grad_y
+    grad_h = torch.zeros_like(h) if grad_h is None else grad_h
+    grad_c = torch.zeros_like(c) if grad_c is None else grad_c
+    return lstm_onednn_backward(x, weight_ih, weight_hh, bias, h0, c0, y, h, c, workspace, grad_y, grad_h, grad_c)
+
+
+lstm_onednn.register_autograd(_lstm_onednn_grad, setup_context=_lstm_onednn_save)
 
 
 def _lstm_loop(
@@ -631,14 +709,12 @@ def gru(
         activation = _identity
     if recurrent_activation is None:
         recurrent_activation = _identity
-    weights = [w for w in (weight_ih, weight_hh, bias_ih, bias_hh) if w is not None]
     use_fused = (
         bool(fused_ok)
         and reset_after
         and recurrent_dropout_mask is None
         and (dropout_mask is None or dropout_mask.dim() == 2)
         and fused_lstm_supported(inputs.dtype, inputs.device)
-        and _fused_backward_traceable(inputs, (*weights, h0))
     )
     lengths = None
     if mask is not None and use_fused and not torch.compiler.is_exporting():  # exporting: the mask's lengths
@@ -850,12 +926,10 @@ def simple_rnn(
     if activation is None:
         activation = _identity
     kernel = torch.rnn_tanh if is_activation(activation, "tanh") else torch.rnn_relu
-    weights = [w for w in (weight_ih, weight_hh, bias) if w is not None]
     use_fused = (
         bool(fused_ok)
         and recurrent_dropout_mask is None
         and fused_lstm_supported(inputs.dtype, inputs.device)
-        and _fused_backward_traceable(inputs, (*weights, h0))
     )
     lengths = None
     if mask is not None and use_fused and not torch.compiler.is_exporting():
