@@ -790,8 +790,10 @@ def _fused_one_state(
     if lengths is None:
         if go_backwards:
             x = x.flip(1)
-        out, h = kernel(x, h0.unsqueeze(0), params, has_biases, 1, 0.0, train, False, True)
-        return out, h[0]
+        # Time-major: torch's native kernels project a batch-first input through its transposed
+        # view, several times slower than one contiguous copy and a plain matmul.
+        out, h = kernel(x.transpose(0, 1).contiguous(), h0.unsqueeze(0), params, has_biases, 1, 0.0, train, False, False)
+        return out.transpose(0, 1), h[0]
     t_len = x.shape[1]
     steps = torch.arange(t_len, device=x.device)
     lens = lengths.to(x.device).unsqueeze(1)
