@@ -78,8 +78,18 @@ def keras_twin_from_config(layer: Any, dtype: str | None = None, overrides: dict
     ``overrides`` (a case's constructor arguments) win over ``layer.get_config()``, so a layer
     that misreports its own configuration cannot make its reference agree with it.
     """
+    import importlib
+
+    from keras.src.backend.common import global_state
+
     module = keras()
-    klass = getattr(module.layers, type(layer).__name__)
+    name = type(layer).__name__
+    # Keras's class of the same name, from `keras.layers` or the module its serialization names
+    # (`keras.src.applications.convnext` for LayerScale)
+    klass = getattr(module.layers, name, None) or getattr(importlib.import_module(type(layer).KERAS_MODULE), name)
+    # a weight made without a name is named from a process-wide counter (`variable`, `variable_1`,
+    # ...): cleared, so the twin's is `variable`, as in a fresh process
+    global_state.get_global_attribute("object_name_uids", {}).pop("variable", None)
     config = {**layer.get_config(), **(overrides or {})}
     if dtype is not None:
         config["dtype"] = dtype

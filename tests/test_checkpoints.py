@@ -117,3 +117,130 @@ def test_the_safetensors_library_reads_our_files_and_we_read_its(tmp_path):
     safetensors_numpy.save_file({k: v + 1.0 for k, v in theirs.items()}, tmp_path / "theirs.safetensors")
     model.load_weights(tmp_path / "theirs.safetensors")
     assert all(np.array_equal(v.numpy(), theirs[k] + 1.0) for k, v in _values(model).items())
+
+
+def _keras_model(seed: int = 0):
+    """A Keras model whose Dense kernels are large enough to split over small shards, with a
+    nested Sequential and a BatchNormalization (non-trainable weights), seeded random weights."""
+    from conformance.keras_reference import keras
+
+    K = keras()
+    x = K.Input((40,), name="x")
+    h = K.layers.Dense(64, activation="relu", name="wide")(x)
+    h = K.Sequential([K.layers.Dense(40, name="inner"), K.layers.BatchNormalization(name="norm")], name="block")(h)
+    model = K.Model(x, K.layers.Dense(5, name="head")(h))
+    rng = np.random.default_rng(seed)
+    for variable in model.weights:
+        value = rng.standard_normal(tuple(variable.shape)).astype("float32")
+        variable.assign(np.abs(value) + 0.5 if "variance" in variable.path else value)
+    return model
+
+
+def _xlayers_twin(keras_model) -> Model:
+    """The same architecture built by xlayers from Keras's config, its weights zeroed."""
+    twin = Model.from_config(json.loads(json.dumps(keras_model.get_config())))
+    with torch.no_grad():
+        for parameter in twin.parameters():
+            parameter.zero_()
+    return twin
+
+
+def _equal_to_keras(model: Model, keras_model) -> bool:
+    ours = model.get_weights()
+    return len(ours) == len(keras_model.get_weights()) and all(np.array_equal(a, b) for a, b in zip(ours, keras_model.get_weights()))
+
+
+def test_keras_sharded_weights_json_is_read(tmp_path):
+    keras_model = _keras_model()
+    keras_model.save_weights(tmp_path / "k.weights.json", max_shard_size=10300 / 1024**3)  # a kernel of 10240 bytes fits, not with its bias
+    index = json.loads((tmp_path / "k.weights.json").read_text())
+    shards = sorted(p.name for p in tmp_path.glob("k_*.weights.h5"))
+    assert len(shards) > 2 and set(shards) == {n for v in index["weight_map"].values() for n in ([v] if isinstance(v, str) else v)}
+    assert any(isinstance(v, list) and len(v) > 1 for v in index["weight_map"].values())  # a `vars` group split over shards
+    model = _xlayers_twin(keras_model)
+    model.load_weights(tmp_path / "k.weights.json")
+    assert _equal_to_keras(model, keras_model)
+    (tmp_path / shards[-1]).unlink()
+    before = _values(model)
+    with pytest.raises(FileFormatError, match=rf"{shards[-1]}` is not a readable HDF5 file"):
+        _xlayers_twin(keras_model).load_weights(tmp_path / "k.weights.json")
+    (tmp_path / "bad.weights.json").write_text('{"weight_map": {"/layers/dense/vars": "../elsewhere.weights.h5"}}')
+    with pytest.raises(FileFormatError, match="file names beside the index"):
+        model.load_weights(tmp_path / "bad.weights.json")
+    assert all(torch.equal(before[k], v) for k, v in _values(model).items())
+
+
+def test_a_legacy_weights_only_h5_loads_by_position_as_keras_does(tmp_path):
+    import h5py
+    from keras.src.legacy.saving.legacy_h5_format import save_weights_to_hdf5_group
+
+    keras_model = _keras_model(1)
+    with h5py.File(tmp_path / "pretrained.h5", "w") as h5:  # the layout of keras.applications' weight files
+        save_weights_to_hdf5_group(h5, keras_model)
+    config = json.loads(json.dumps(keras_model.get_config()).replace('"wide"', '"renamed"'))
+    model = Model.from_config(config)  # names differ: legacy files are matched by position
+    model.load_weights(tmp_path / "pretrained.h5")
+    assert _equal_to_keras(model, keras_model)
+    keras_model.save(tmp_path / "whole.h5")  # a whole legacy model file: its `model_weights`
+    other = _xlayers_twin(keras_model)
+    other.load_weights(tmp_path / "whole.h5")
+    assert _equal_to_keras(other, keras_model)
+    x = Input((40,))
+    with pytest.raises(WeightNameError, match=r"holds weights for 3 layers, the model has 1 layers with weights\. Received: \[.wide., .block., .head.\]"):
+        Model(x, Dense(5)(x)).load_weights(tmp_path / "pretrained.h5")
+
+
+def test_load_weights_refuses_other_files_by_name(tmp_path):
+    model = _model()
+    for name in ("m.pt", "m.ckpt", "m.npz", "m.json"):
+        with pytest.raises(ArgumentError, match=r"`path` must end in '\.safetensors', '\.safetensors\.index\.json', '\.weights\.h5', "
+                                                r"'\.weights\.json' or '\.h5'\. Received: path='.*m\.\w+'"):
+            model.load_weights(tmp_path / name)
+    (tmp_path / "junk.h5").write_bytes(b"\x89HDF\r\n\x1a\n" + b"\0" * 100)
+    with pytest.raises(FileFormatError, match="junk.h5` is not a readable HDF5 file"):
+        model.load_weights(tmp_path / "junk.h5")
+
+
+def test_files_are_read_into_uninitialised_weights_and_no_initializer_runs(tmp_path, monkeypatch):
+    from xlayers import initializers
+    from xlayers.saving import from_keras
+
+    keras_model = _keras_model(2)
+    keras_model.save(tmp_path / "k.keras")
+    keras_model.save(tmp_path / "k.h5")
+
+    def refuse(*args, **kwargs):
+        raise AssertionError("an initializer ran while reading a file")
+
+    classes = [initializers.Initializer]
+    while classes:
+        cls = classes.pop()
+        classes.extend(cls.__subclasses__())
+        if "__call__" in vars(cls):
+            monkeypatch.setattr(cls, "__call__", refuse)
+    with pytest.raises(AssertionError, match="an initializer ran"):
+        Dense(3, input_shape=(2,))  # the patch bites outside the readers
+    for name in ("k.keras", "k.h5"):
+        assert _equal_to_keras(from_keras(tmp_path / name), keras_model)
+
+
+def test_sharded_safetensors_appear_all_or_none(tmp_path, monkeypatch):
+    from xlayers import checkpoints
+
+    model = _model()
+    model.save_weights(tmp_path / "model.safetensors", max_shard_size=400)
+    before = {p.name: p.read_bytes() for p in tmp_path.iterdir()}
+    real, calls = checkpoints._write_file, []
+
+    def failing(path, entries, metadata):
+        calls.append(path)
+        if len(calls) == 2:
+            raise OSError("disk full")
+        return real(path, entries, metadata)
+
+    monkeypatch.setattr(checkpoints, "_write_file", failing)
+    with torch.no_grad():
+        next(iter(model.parameters())).add_(1.0)
+    with pytest.raises(OSError, match="disk full"):
+        model.save_weights(tmp_path / "model.safetensors", max_shard_size=400)
+    assert len(before) > 2 and {p.name: p.read_bytes() for p in tmp_path.iterdir()} == before  # the old set, whole

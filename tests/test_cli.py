@@ -52,7 +52,7 @@ def test_demo_agrees_with_keras(capsys):
 
 def test_no_command_prints_the_usage_and_help_shows_defaults(capsys):
     assert main([]) == 2
-    assert "{conformance,demo,port}" in capsys.readouterr().err
+    assert "{conformance,demo,port,bench}" in capsys.readouterr().err
     try:
         main(["conformance", "--help"])
     except SystemExit as exit:

@@ -233,3 +233,12 @@ def test_an_unknown_operation_is_named():
     entry = {"module": "keras.src.ops.numpy", "class_name": "Einsteinify", "config": {"name": "e"}}
     with pytest.raises(ArgumentError, match=r"unknown graph operation 'numpy\.Einsteinify'"):
         xlayers.functional.deserialize_layer(entry)
+
+
+def test_an_unknown_layer_class_is_named_with_its_place_in_the_model():
+    i = Input((5,))
+    o = xlayers.Dense(3, name="head")(xlayers.Sequential([xlayers.Dense(4, name="body")], name="inner")(i))
+    entry = xlayers.functional.serialize_layer(Model(i, o, name="net"))
+    entry["config"]["layers"][1]["config"]["layers"][-1]["class_name"] = "Dense2"
+    with pytest.raises(ArgumentError, match=r"^layer `net/inner/body`: .* Close names: Dense\. .*custom_objects=\{'Dense2'"):
+        xlayers.functional.deserialize_layer(entry)

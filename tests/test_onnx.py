@@ -151,7 +151,7 @@ def test_export_asks_the_layers_hooks(tmp_path):
         export(model, torch.randn(2, 4), tmp_path / "m.onnx")
     lstm = _built(LSTM(3), (2, 5, 4))
     assert lstm.onnx_dynamic_axes() == {0: "batch", 1: "time"} and Dense(2).onnx_dynamic_axes() == {0: "batch"}
-    assert list(LSTM.onnx_translations()) == [torch.ops.xlayers.lstm.default] and Dense.onnx_translations() == {}
+    assert torch.ops.xlayers.lstm.default in LSTM.onnx_translations() and Dense.onnx_translations() == {}
     assert lstm.export_refusal() is None
 
 
@@ -279,3 +279,104 @@ def test_dynamic_axes_outside_a_list_input_are_refused(tmp_path):
     with pytest.raises(ArgumentError, match=r"`example_inputs` must be a tensor, a list of tensors \(one argument holding several inputs\) or a tuple"):
         export(layer, [], tmp_path / "d.onnx")
     assert not os.listdir(tmp_path)
+
+
+# -- Bidirectional: both directions in one node ------------------------------------------------
+
+# (merge_mode, return_sequences, return_state): every merge mode; per wrapped class and mask, every
+# combination of return_sequences and return_state
+_BIDIRECTIONAL_MODES = [("concat", True, True), ("sum", True, False), ("mul", False, True), ("ave", False, False),
+                        (None, True, True)]
+
+
+@pytest.mark.parametrize("masked", [False, True], ids=["no-mask", "mask-right"])
+@pytest.mark.parametrize("merge_mode, sequences, state", _BIDIRECTIONAL_MODES,
+                         ids=[f"{m}-seq{int(s)}-state{int(t)}" for m, s, t in _BIDIRECTIONAL_MODES])
+@pytest.mark.parametrize("cls, operator", [(LSTM, "LSTM"), (xlayers.GRU, "GRU"), (xlayers.SimpleRNN, "RNN")],
+                         ids=["lstm", "gru", "simple-rnn"])
+def test_bidirectional_of_fused_layers_exports_as_one_bidirectional_node(tmp_path, cls, operator, merge_mode, sequences,
+                                                                         state, masked):
+    """One recurrent node with direction="bidirectional" (weights [forward, backward], a mask's lengths as
+    sequence_lens), dynamic batch and time, and onnxruntime equal to torch and to Keras at another batch
+    size and length, with a full, an empty and two partial rows."""
+    import onnx
+
+    from conformance.keras_reference import keras_call, keras_twin
+    from conformance.testing import randomize_weights
+
+    layer = _built(xlayers.Bidirectional(cls(4, return_sequences=sequences, return_state=state), merge_mode=merge_mode),
+                   (3, 7, 5))
+    randomize_weights(layer, 5)  # distinct weights per direction and per gate
+    mask = torch.arange(7).unsqueeze(0) < torch.tensor([[7], [4], [1]])
+    example = (torch.randn(3, 7, 5), mask) if masked else torch.randn(3, 7, 5)
+    result = export(layer, example, tmp_path / "bi.onnx", verbose=False)
+    graph = onnx.load(str(tmp_path / "bi.onnx")).graph
+    recurrent = [node for node in graph.node if node.op_type in ("LSTM", "GRU", "RNN")]
+    assert [node.op_type for node in recurrent] == [operator], result.node_counts
+    attributes = {a.name: onnx.helper.get_attribute_value(a) for a in recurrent[0].attribute}
+    assert attributes["direction"] == b"bidirectional"
+    assert (recurrent[0].input[4] != "") == masked  # sequence_lens
+    assert not {"Loop", "Scan"} & set(result.node_counts)
+    dims = [tuple(dims[:2]) for _, dims in _graph_inputs(tmp_path / "bi.onnx")]  # the inputs' (batch, time), and the mask's
+    assert len(dims) == 1 + masked and len(set(dims)) == 1 and all(isinstance(d, str) for d in dims[0])  # dynamic, shared
+    assert all(s[0] != 3 and s[1] != 7 for s in result.checked_shapes)
+
+    x = np.random.default_rng(1).standard_normal((5, 9, 5)).astype(np.float32)
+    lengths = np.array([9, 0, 3, 8, 1]) if masked else np.full(5, 9)
+    mask = np.arange(9)[None] < lengths[:, None]
+    got = run(tmp_path / "bi.onnx", x, mask) if masked else run(tmp_path / "bi.onnx", x)
+    with torch.no_grad():
+        ours = layer(torch.from_numpy(x), mask=torch.from_numpy(mask) if masked else None)
+    ours = [ours] if isinstance(ours, torch.Tensor) else ours
+    theirs = keras_call(keras_twin(layer), x, **({"mask": mask} if masked else {}))
+    assert len(got) == len(ours) == len(theirs) == (2 if merge_mode is None else 1) + 2 * len(layer.forward_layer.STATES) * state
+    for index, (onnx_out, torch_out, keras_out) in enumerate(zip(got, ours, theirs)):
+        assert_close(onnx_out, torch_out.numpy(), what=f"output {index}: onnxruntime against torch")
+        assert_close(onnx_out, keras_out, what=f"output {index}: onnxruntime against Keras")
+
+
+def test_bidirectional_of_two_configurations_exports_one_node_per_direction(tmp_path):
+    """Layers that differ (here the backward one has no bias) cannot share one node: each direction
+    exports as its own (forward, then reverse), verified against torch."""
+    import onnx
+
+    backward = LSTM(4, use_bias=False, go_backwards=True, return_sequences=True)
+    layer = _built(xlayers.Bidirectional(LSTM(4, return_sequences=True), backward_layer=backward), (3, 7, 5))
+    mask = torch.arange(7).unsqueeze(0) < torch.tensor([[7], [4], [1]])
+    result = export(layer, (torch.randn(3, 7, 5), mask), tmp_path / "bi.onnx", verbose=False)
+    directions = [onnx.helper.get_attribute_value(a) for node in onnx.load(str(tmp_path / "bi.onnx")).graph.node
+                  if node.op_type == "LSTM" for a in node.attribute if a.name == "direction"]
+    assert sorted(directions) == [b"forward", b"reverse"] and len(result.checked_shapes) == 2
+
+
+class _WithInitialStates(torch.nn.Module):
+    """A Bidirectional fed its initial states as graph inputs (a list: forward's, then backward's)."""
+
+    def __init__(self, layer):
+        super().__init__()
+        self.layer = layer
+
+    def forward(self, inputs, mask, states):
+        return self.layer(inputs, mask=mask, initial_state=states)
+
+
+@pytest.mark.parametrize("cls", [LSTM, xlayers.GRU], ids=["lstm", "gru"])
+def test_bidirectional_node_takes_stacked_initial_states_and_an_empty_row_keeps_them(tmp_path, cls):
+    """onnxruntime gives an empty row zero states; Keras keeps its initial ones, and so does the graph."""
+    from conformance.keras_reference import keras_call, keras_twin
+    from conformance.testing import randomize_weights
+
+    layer = _built(xlayers.Bidirectional(cls(3, return_sequences=True, return_state=True)), (4, 6, 5))
+    randomize_weights(layer, 7)
+    x = torch.randn(4, 6, 5)
+    mask = torch.arange(6).unsqueeze(0) < torch.tensor([[6], [0], [3], [1]])
+    states = [torch.randn(4, 3) for _ in range(2 * len(cls.STATES))]
+    module = _WithInitialStates(layer)
+    result = export(module, (x, mask, states), tmp_path / "bi.onnx", dynamic_axes={}, verbose=False)  # states: static batch
+    assert result.node_counts[cls.__name__] == 1
+    got = run(tmp_path / "bi.onnx", x.numpy(), mask.numpy(), *(s.numpy() for s in states))
+    theirs = keras_call(keras_twin(layer), x.numpy(), mask=mask.numpy(), initial_state=[s.numpy() for s in states])
+    assert len(got) == len(theirs) == 1 + len(states)
+    for index, (onnx_out, keras_out) in enumerate(zip(got, theirs)):
+        assert_close(onnx_out, keras_out, what=f"output {index}: onnxruntime against Keras")
+    assert np.array_equal(got[1 + len(cls.STATES)][1], states[len(cls.STATES)][1].numpy())  # the empty row's backward h

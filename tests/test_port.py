@@ -43,3 +43,52 @@ def test_port_refuses_bad_input_with_exit_code_2_and_writes_nothing(tmp_path, ca
     _keras_file(tmp_path / "m.keras")
     assert main(["port", str(tmp_path / "m.keras"), str(tmp_path / "out.pt"), "--no-verify"]) == 2
     assert "OUT must end in one of" in capsys.readouterr().err
+
+
+def test_the_summary_names_layers_weights_parameters_and_what_was_skipped(tmp_path, capsys):
+    K = keras()
+    x = K.Input((4,))
+    model = K.Model(x, K.layers.Dense(2)(K.layers.Dense(3)(x)))
+    model.compile(optimizer="adam", loss="mse")
+    model.fit(np.ones((4, 4), "float32"), np.ones((4, 2), "float32"), epochs=1, verbose=0)
+    model.save(tmp_path / "fitted.keras")
+    assert main(["port", str(tmp_path / "fitted.keras"), str(tmp_path / "m.safetensors"), "--no-verify"]) == 0
+    printed = capsys.readouterr()
+    assert "3 layers (2 Dense, 1 InputLayer), 4 weights, 23 parameters (0.0 MB)" in printed.out
+    assert "skipped: \n  - the compile/training config (loss, metrics, optimizer settings): torch trains" in printed.out
+    assert "  - the optimizer state (10 arrays in `optimizer`)" in printed.out  # iteration, learning rate, 2 x 4 moments
+    assert printed.err == ""  # a small model, stderr not a terminal: no progress bar
+
+
+def test_a_progress_bar_is_drawn_for_a_large_model_or_a_terminal(tmp_path, capsys, monkeypatch):
+    import io
+
+    from xlayers import port
+
+    _keras_file(tmp_path / "m.keras")
+    monkeypatch.setattr(port, "LARGE", 100)  # these weights (about 0.4 kB) count as large
+    assert main(["port", str(tmp_path / "m.keras"), str(tmp_path / "m.safetensors"), "--no-verify"]) == 0
+    err = capsys.readouterr().err
+    assert err.endswith("write m.safetensors: [##############################] 100% 0.0/0.0 MB\n"), err
+    assert "read weights: [" in err and err.count("\n") == 2  # one line each, redrawn in place with \r
+
+    class Terminal(io.StringIO):
+        def isatty(self) -> bool:
+            return True
+
+    monkeypatch.setattr(port, "LARGE", 10**12)
+    bar, quiet = port.ProgressBar(Terminal()), port.ProgressBar(io.StringIO())
+    for callback in (bar, quiet):
+        callback("read", 5, 10)
+        callback("read", 10, 10)
+    assert bar.stream.getvalue() == "\rread: [###############...............]  50% 0.0/0.0 MB" \
+                                    "\rread: [##############################] 100% 0.0/0.0 MB\n"
+    assert quiet.stream.getvalue() == ""
+
+
+def test_an_output_that_cannot_be_written_is_refused_before_reading(tmp_path, capsys):
+    _keras_file(tmp_path / "m.keras")
+    assert main(["port", str(tmp_path / "m.keras"), str(tmp_path / "missing" / "m.safetensors"), "--no-verify"]) == 2
+    assert f"OUT's folder `{tmp_path / 'missing'}` does not exist. Received: {tmp_path / 'missing' / 'm.safetensors'}" \
+        in capsys.readouterr().err
+    assert not (tmp_path / "missing").exists()

@@ -8,6 +8,7 @@ import subprocess
 import sys
 import textwrap
 import zipfile
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -18,6 +19,8 @@ from conformance.keras_reference import keras
 from xlayers.errors import FileFormatError, WeightShapeError
 from xlayers.saving import load_keras, save_keras
 from xlayers.tolerance import compare
+
+KERAS2 = Path(__file__).resolve().parent / "data" / "keras2"
 
 
 def _randomize(model) -> None:
@@ -96,6 +99,7 @@ def test_an_xlayers_model_saved_loads_in_keras():
 
 
 def test_reading_a_keras_file_imports_neither_tensorflow_nor_keras(tmp_path):
+    """Neither a Keras 3 `.keras` file nor a tf_keras `.h5` file needs TensorFlow or Keras."""
     keras_model = _text_and_residual_model()
     keras_model.save(tmp_path / "k.keras")
     np.save(tmp_path / "tokens.npy", _tokens())
@@ -105,13 +109,17 @@ def test_reading_a_keras_file_imports_neither_tensorflow_nor_keras(tmp_path):
         for name in ("tensorflow", "keras", "tf_keras"):
             sys.modules[name] = None  # `import` of it fails as if it were not installed
         import numpy as np, torch
-        from xlayers.saving import load_keras
+        from xlayers.saving import load_h5, load_keras
         from xlayers.tolerance import compare
         model = load_keras({str(tmp_path / "k.keras")!r})
         ours = model(torch.from_numpy(np.load({str(tmp_path / "tokens.npy")!r}))).detach().numpy()
         result = compare(ours, np.load({str(tmp_path / "expected.npy")!r}), "float32", "cpu")
         assert result.passed, result.describe("output")
-        assert not any(m.split(".")[0] in ("tensorflow", "keras") and sys.modules[m] is not None for m in sys.modules)
+        keras2 = np.load({str(KERAS2 / "text.npz")!r})  # a tf_keras 2.21 .h5, with tf_keras's outputs
+        ours = load_h5({str(KERAS2 / "text.h5")!r})(torch.from_numpy(keras2["input0"])).detach().numpy()
+        result = compare(ours, keras2["output0"], "float32", "cpu")
+        assert result.passed, result.describe("tf_keras .h5 output")
+        assert not any(m.split(".")[0] in ("tensorflow", "keras", "tf_keras") and sys.modules[m] is not None for m in sys.modules)
         print("ok")
     """)
     done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=300, check=False)
@@ -150,7 +158,7 @@ def test_writing_is_atomic(tmp_path, monkeypatch):
     real = zipfile.ZipFile.writestr
 
     def failing(self, name, data, *args, **kwargs):
-        if name == "model.weights.h5":
+        if name == "config.json":  # after the weights were written
             raise OSError("disk full")
         return real(self, name, data, *args, **kwargs)
 
@@ -202,3 +210,45 @@ def test_to_keras_gives_a_keras_model_with_the_same_outputs():
     assert type(twin).__module__.startswith("keras")
     result = compare(model(torch.from_numpy(data)).detach().numpy(), np.asarray(twin(data)), "float32", "cpu")
     assert result.passed, result.describe("output")
+
+
+def test_bad_files_are_refused_with_what_is_wrong(tmp_path):
+    """A corrupt HDF5 member, a truncated .h5, a weight count that differs, a subclassed model."""
+    from xlayers.errors import WeightNameError
+
+    K = keras()
+    x = K.Input((5,))
+    model = K.Model(x, K.layers.Dense(3, name="head")(x))
+    model.save(tmp_path / "a.keras")
+    model.save(tmp_path / "a.h5")
+    with zipfile.ZipFile(tmp_path / "a.keras") as source, zipfile.ZipFile(tmp_path / "junk.keras", "w") as target:
+        for name in source.namelist():
+            target.writestr(name, b"\x89HDF\r\n\x1a\n" + b"\0" * 64 if name == "model.weights.h5" else source.read(name))
+    with pytest.raises(FileFormatError, match=r"junk\.keras`: its model\.weights\.h5 is not a readable HDF5 file"):
+        load_keras(tmp_path / "junk.keras")
+    data = (tmp_path / "a.h5").read_bytes()
+    (tmp_path / "cut.h5").write_bytes(data[: len(data) // 2])
+    with pytest.raises(FileFormatError, match=r"cut\.h5` is not a readable HDF5 file"):
+        xlayers.from_keras(tmp_path / "cut.h5")
+    config = zipfile.ZipFile(tmp_path / "a.keras").read("config.json").decode().replace('"use_bias": true', '"use_bias": false')
+    with zipfile.ZipFile(tmp_path / "a.keras") as source, zipfile.ZipFile(tmp_path / "nobias.keras", "w") as target:
+        for name in source.namelist():
+            target.writestr(name, config if name == "config.json" else source.read(name))
+    with pytest.raises(WeightNameError, match=r"`Dense` layer 'head': the file's group `layers/dense/vars` holds 2 variables; "
+                                              r"the layer has 1 \(layers/dense/kernel\)"):
+        load_keras(tmp_path / "nobias.keras")
+
+    @K.saving.register_keras_serializable(package="tests")
+    class Twice(K.Model):
+        def __init__(self, **kwargs):
+            super().__init__(**kwargs)
+            self.dense = K.layers.Dense(2)
+
+        def call(self, inputs):
+            return self.dense(inputs) * 2.0
+
+    sub = Twice()
+    sub(np.ones((1, 3), "float32"))
+    sub.save(tmp_path / "sub.keras")
+    with pytest.raises(FileFormatError, match=r"subclassed Keras model \(tests>Twice\): its config has no graph"):
+        load_keras(tmp_path / "sub.keras")

@@ -21,6 +21,7 @@ from xlayers import (
     TimeDistributed,
 )
 from xlayers.errors import ArgumentError, ArgumentTypeError, InputShapeError, WeightDtypeError
+from xlayers.tolerance import assert_close
 
 
 def _forward_twin(layer, source):
@@ -234,3 +235,29 @@ def test_initial_weights_are_set_at_build_forward_then_backward():
     layer(torch.randn(2, 4, 2))
     for ours, theirs in zip(layer.get_weights(), source.get_weights()):
         assert (ours == theirs).all()
+
+
+@pytest.mark.parametrize("cls", [LSTM, GRU, SimpleRNN])
+def test_the_bidirectional_export_op_run_eagerly_is_the_two_layers_over_a_right_padded_mask(cls):
+    """What a Bidirectional exports (``onnx_bidirectional``: one op, ONNX's conventions) means, run eagerly,
+    what its two layers give: outputs (batch, time, 2, units), the backward one in input order and zero past
+    each row's length; final states (2, batch, units), the initial ones for an empty row. (tests/test_onnx.py
+    checks the ONNX node against Keras.)"""
+    x = torch.randn(4, 7, 5)
+    layer = Bidirectional(cls(3, return_sequences=True, return_state=True), merge_mode=None)
+    layer(x)
+    randomize_weights(layer, 6)
+    lengths = torch.tensor([7, 0, 4, 1])
+    mask = torch.arange(7).unsqueeze(0) < lengths.unsqueeze(1)
+    initial = [torch.randn(4, 3) for _ in range(2 * len(layer.forward_layer.STATES))]
+    with torch.no_grad():
+        y_f, y_b, *states = layer(x, mask=mask, initial_state=initial)
+        assert layer.last_path == "fused"  # two calls of the fused kernel, each with the mask's lengths
+        half = len(initial) // 2
+        stacked = [torch.stack(pair) for pair in zip(initial[:half], initial[half:])]
+        pair, final = layer.forward_layer.onnx_bidirectional(layer.backward_layer, x, lengths, stacked)
+    assert pair.shape == (4, 7, 2, 3) and torch.equal(pair[1], torch.zeros(7, 2, 3)) and torch.equal(pair[2, 4:], torch.zeros(3, 2, 3))
+    assert_close(pair[:, :, 0], y_f)
+    assert_close(pair[:, :, 1], y_b)
+    for index, state in enumerate(final):  # each state's two directions, as return_state orders them: forward's, then backward's
+        assert_close(state, torch.stack([states[index], states[half + index]]), what=f"state {index}")

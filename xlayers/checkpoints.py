@@ -8,26 +8,34 @@ values in Keras's layout (what xlayers stores). Above ``max_shard_size`` bytes t
 (a tensor larger than a shard gets a shard of its own) with ``model.safetensors.index.json`` (``metadata.total_size``,
 ``weight_map``), the layout the Hugging Face ecosystem reads. Reads go straight into the
 weights' memory; writes go to temporary files renamed into place.
+
+`load_weights` reads any weights file into a built model: safetensors (one file or an index), Keras's
+``.weights.h5``, Keras's sharded ``.weights.json`` (an index of ``<stem>_00000.weights.h5`` shards
+whose ``weight_map`` maps each ``/<path>/vars`` group to its shard or shards), and legacy ``.h5`` files
+(a ``model.save`` file or the weights-only files of pretrained ``keras.applications``), matched by
+position among the layers with weights, as Keras's legacy loader does.
 """
 
 from __future__ import annotations
 
+import contextlib
+import contextvars
 import json
 import os
 import struct
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
 
-from .errors import FileFormatError, WeightNameError
+from .errors import ArgumentError, FileFormatError, WeightNameError
 from .files import publish
 from .layer import Layer, WeightEntry
 
-__all__ = ["load_safetensors", "save_safetensors"]
+__all__ = ["load_keras_shards", "load_safetensors", "load_weights", "reporting", "save_safetensors", "tracked"]
 
 _DTYPES = {
     torch.float64: "F64", torch.float32: "F32", torch.float16: "F16", torch.bfloat16: "BF16",
@@ -35,6 +43,32 @@ _DTYPES = {
 }
 _TORCH = {name: dtype for dtype, name in _DTYPES.items()}
 MAX_HEADER = 100_000_000  # safetensors' own limit
+_REPORT: contextvars.ContextVar[Callable[[str, int, int], Any] | None] = contextvars.ContextVar("xlayers_report", default=None)
+
+
+@contextlib.contextmanager
+def reporting(callback: Callable[[str, int, int], Any]) -> Iterator[None]:
+    """Within it, the readers and writers of weights call ``callback(what, done, total)`` (bytes)
+    after each weight: what `xlayers port` draws its progress bar from."""
+    token = _REPORT.set(callback)
+    try:
+        yield
+    finally:
+        _REPORT.reset(token)
+
+
+def tracked(items: Iterable[Any], tensor: Callable[[Any], torch.Tensor], what: str) -> Iterator[Any]:
+    """``items``, reporting the bytes of each one's ``tensor(item)`` to the `reporting` callback."""
+    callback = _REPORT.get()
+    if callback is None:
+        yield from items
+        return
+    items = list(items)
+    total, done = sum(_nbytes(tensor(item)) for item in items), 0
+    for item in items:
+        yield item
+        done += _nbytes(tensor(item))
+        callback(what, done, total)
 
 
 def _entries(model: Layer) -> list[WeightEntry]:
@@ -51,7 +85,12 @@ def _nbytes(tensor: torch.Tensor) -> int:
     return tensor.numel() * tensor.element_size()
 
 
-def _write_file(path: Path, entries: list[WeightEntry], metadata: dict[str, str]) -> None:
+def _parameter(entry: WeightEntry) -> torch.Tensor:
+    return entry.parameter
+
+
+def _write_file(path: Path, entries: list[WeightEntry], metadata: dict[str, str]) -> str:
+    """Write a safetensors file beside ``path``; return the temporary file, for the caller to publish."""
     header: dict[str, Any] = {"__metadata__": metadata}
     offset = 0
     for entry in entries:
@@ -66,25 +105,26 @@ def _write_file(path: Path, entries: list[WeightEntry], metadata: dict[str, str]
         with os.fdopen(handle, "wb") as out:
             out.write(struct.pack("<Q", len(encoded)))
             out.write(encoded)
-            for entry in entries:
+            for entry in tracked(entries, _parameter, f"write {path.name}"):
                 tensor = entry.parameter.detach().cpu().contiguous()
                 out.write(memoryview(tensor.reshape(-1).view(torch.uint8).numpy()) if tensor.numel() else b"")
-        publish(temporary, path)
     except BaseException:
         Path(temporary).unlink(missing_ok=True)
         raise
+    return temporary
 
 
 def save_safetensors(model: Layer, path: str | os.PathLike, max_shard_size: int | None = None) -> list[Path]:
     """Write ``model``'s weights to ``path`` (a ``.safetensors`` file), or, when they exceed
     ``max_shard_size`` bytes, to shards beside it plus ``model.safetensors.index.json``.
-    Returns the files written."""
+    Every file is written to a temporary file first and all are renamed into place only when
+    all were written (the index last). Returns the files written."""
     path = Path(path)
     entries = _entries(model)
     total = sum(_nbytes(e.parameter) for e in entries)
     metadata = {"format": "pt", "framework": "xlayers"}
     if max_shard_size is None or total <= max_shard_size:
-        _write_file(path, entries, metadata)
+        publish(_write_file(path, entries, metadata), path)
         return [path]
     shards: list[list[WeightEntry]] = [[]]
     filled = 0
@@ -97,16 +137,23 @@ def save_safetensors(model: Layer, path: str | os.PathLike, max_shard_size: int 
         filled += size
     stem = path.name.removesuffix(".safetensors")
     names = [f"{stem}-{i + 1:05d}-of-{len(shards):05d}.safetensors" for i in range(len(shards))]
-    written = []
-    for name, shard in zip(names, shards):
-        _write_file(path.parent / name, shard, metadata)
-        written.append(path.parent / name)
+    written = [path.parent / name for name in names]
     index = {"metadata": {"total_size": total}, "weight_map": {e.path: name for name, shard in zip(names, shards) for e in shard}}
     index_path = path.parent / f"{stem}.safetensors.index.json"  # model.safetensors.index.json, as Hugging Face names it
-    handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{index_path.name}.", suffix=".tmp")
-    with os.fdopen(handle, "w") as out:
-        out.write(json.dumps(index, indent=2, sort_keys=True) + "\n")
-    publish(temporary, index_path)
+    temporaries: list[str] = []
+    try:
+        for target, shard in zip(written, shards):
+            temporaries.append(_write_file(target, shard, metadata))
+        handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{index_path.name}.", suffix=".tmp")
+        temporaries.append(temporary)
+        with os.fdopen(handle, "w") as out:
+            out.write(json.dumps(index, indent=2, sort_keys=True) + "\n")
+    except BaseException:
+        for temporary in temporaries:
+            Path(temporary).unlink(missing_ok=True)
+        raise
+    for temporary, target in zip(temporaries, [*written, index_path]):
+        publish(temporary, target)
     return [*written, index_path]
 
 
@@ -166,7 +213,7 @@ def load_safetensors(model: Layer, path: str | os.PathLike) -> None:
     for name, entry in entries.items():
         entry.check(tuple(found[name][1]["shape"]), where=f"{found[name][0].name}: {name}")
     with torch.no_grad():
-        for name, entry in entries.items():
+        for name, entry in tracked(entries.items(), lambda item: item[1].parameter, f"read {path.name}"):
             file, info, start = found[name]
             dtype = _TORCH[info["dtype"]]
             begin, end = info["data_offsets"]
@@ -179,3 +226,58 @@ def load_safetensors(model: Layer, path: str | os.PathLike) -> None:
                     f.readinto(memoryview(buffer.detach().reshape(-1).view(torch.uint8).numpy()))
             if not direct:
                 target.copy_(buffer)
+
+
+def _open_h5(path: Path) -> Any:
+    import h5py
+
+    try:
+        return h5py.File(path, "r")
+    except OSError as error:
+        raise FileFormatError(f"`{path}` is not a readable HDF5 file: {error}") from None
+
+
+def load_keras_shards(model: Layer, path: str | os.PathLike) -> None:
+    """Fill ``model``'s weights from Keras's sharded weights: the ``.weights.json`` index that
+    ``keras.Model.save_weights(..., max_shard_size=...)`` writes and its ``.weights.h5`` shards
+    beside it (a layer's ``vars`` group may be split over several); checked before anything changes."""
+    from .saving import load_weights_h5
+
+    path = Path(path)
+    try:
+        weight_map = json.loads(path.read_text())["weight_map"]
+        names = dict.fromkeys(n for v in weight_map.values() for n in ([v] if isinstance(v, str) else v))
+    except (json.JSONDecodeError, UnicodeDecodeError, KeyError, TypeError, AttributeError) as error:
+        raise FileFormatError(f"`{path}` is not a Keras weights index: {type(error).__name__}: {error}") from None
+    strays = [n for n in names if not isinstance(n, str) or Path(n).name != n]
+    if strays:
+        raise FileFormatError(f"`{path}`: shards must be file names beside the index. Received: {strays[:3]}.")
+    with contextlib.ExitStack() as stack:
+        load_weights_h5(model, [stack.enter_context(_open_h5(path.parent / n)) for n in names])
+
+
+def load_weights(model: Layer, path: str | os.PathLike) -> None:
+    """Fill a built ``model``'s weights from ``path``, chosen by its name: ``.safetensors`` or a
+    ``.safetensors.index.json`` (`load_safetensors`), Keras's ``.weights.json`` (`load_keras_shards`),
+    or an HDF5 ``.h5`` / ``.hdf5``: Keras 3's ``.weights.h5`` layout by path, or a legacy file
+    (``@layer_names``: a Keras 2 or ``keras.applications`` weights file, or a whole ``model.save``
+    file) by position. Names, counts and shapes are checked before any weight changes."""
+    from .saving import load_legacy_weights, load_weights_h5
+
+    name = str(path)
+    if name.endswith((".safetensors", ".index.json")):
+        load_safetensors(model, path)
+    elif name.endswith(".weights.json"):
+        load_keras_shards(model, path)
+    elif name.endswith((".h5", ".hdf5")):
+        with _open_h5(Path(path)) as h5:
+            group = h5.get("model_weights", h5)
+            if any(key.startswith("layer_names") for key in group.attrs):  # the legacy layout
+                load_legacy_weights(model, group, by_name=False)
+            else:
+                load_weights_h5(model, h5)
+    else:
+        raise ArgumentError(
+            f"{model._label}: `path` must end in '.safetensors', '.safetensors.index.json', '.weights.h5', "
+            f"'.weights.json' or '.h5'. Received: path={name!r}."
+        )

@@ -161,7 +161,7 @@ def symbolic_call(layer: Layer, args: tuple, kwargs: dict[str, Any]) -> Any:
     try:
         predicted = layer.compute_output_shape(shapes, **{k: v for k, v in plain.items() if k in accepted})
     except NotImplementedError:
-        raise ArgumentError(f"{layer._label}: cannot be called on symbolic inputs without `compute_output_shape`.") from None
+        predicted = _traced_output_shape(layer, args, kwargs)
     inputs = [t for t in _leaves(args[0]) if isinstance(t, Symbolic)]
     floating = layer.weights or any(t.dtype.is_floating_point for t in inputs)
     dtype = layer.compute_dtype if floating else inputs[0].dtype
@@ -190,6 +190,22 @@ def _meta(value: Any) -> Any:
     if isinstance(value, (list, tuple)):
         return type(value)(_meta(v) for v in value)
     return value
+
+
+def _traced_output_shape(layer: Layer, args: tuple, kwargs: dict[str, Any]) -> Any:
+    """The output shapes of a layer without ``compute_output_shape`` (a user's own layer), as
+    Keras's ``compute_output_spec`` traces them: ``call`` run on meta tensors, its weights
+    swapped for meta ones (`torch.func.functional_call`); an unknown size stays unknown."""
+    weights = {key: value.to("meta") for key, value in layer.state_dict(keep_vars=True).items()}
+    try:
+        with torch.no_grad():
+            result = torch.func.functional_call(layer, weights, _meta(args), {k: _meta(v) for k, v in kwargs.items()})
+    except Exception as error:  # noqa: BLE001  (its message says what does not fit)
+        raise ArgumentError(
+            f"{layer._label}: cannot be called on symbolic inputs: it has no `compute_output_shape`, and its `call` on "
+            f"meta tensors failed: {type(error).__name__}: {error}"
+        ) from None
+    return map_structure(lambda t: tuple(None if s == _UNKNOWN else s for s in t.shape), result)
 
 
 def record_operation(operation: Any, args: tuple, kwargs: dict[str, Any]) -> Any:
@@ -705,12 +721,28 @@ def serialize_layer(layer: Any) -> dict[str, Any]:
 
 def deserialize_layer(entry: Mapping[str, Any], custom_objects: Mapping[str, type] | None = None) -> Layer:
     """A layer from its Keras serialization ``{"class_name", "config", "build_config"?}``;
-    ``custom_objects`` maps class names to a user's own xlayers classes; Keras's operation
-    nodes (``keras.src.ops.*``) become `xlayers.ops.Operation`s."""
+    ``custom_objects`` maps class names (``Name`` or a registered ``package>Name``) to a user's
+    own xlayers classes; Keras's operation nodes (``keras.src.ops.*``) become
+    `xlayers.ops.Operation`s."""
     if is_operation_entry(entry):
         return operation_from_entry(entry)
+    where = entry.get("config", {}).get("name") or entry.get("class_name")
+    try:
+        return _deserialize_layer(entry, custom_objects)
+    except ArgumentError as error:  # say where in the model, outermost first: `model/block/dense`
+        path = [where, *getattr(error, "layer_path", [])]
+        message = getattr(error, "layer_message", str(error))
+        placed = ArgumentError(f"layer `{'/'.join(map(str, path))}`: {message}")
+        placed.layer_path, placed.layer_message = path, message
+        raise placed from None
+
+
+def _deserialize_layer(entry: Mapping[str, Any], custom_objects: Mapping[str, type] | None) -> Layer:
     name = entry.get("class_name")
-    klass = (custom_objects or {}).get(name) or get_layer_class("Functional" if name == "Model" else name)
+    # a registered class is `package>Name` (the `.h5` class name, the `.keras` registered name): either key, or `Name`
+    keys = (entry.get("registered_name"), name, name.rpartition(">")[2])
+    klass = next((custom_objects[k] for k in keys if custom_objects and k in custom_objects), None) \
+        or get_layer_class("Functional" if name == "Model" else name)
     config = entry.get("config", {})
     layer = klass.from_config(config) if "custom_objects" not in inspect.signature(klass.from_config).parameters \
         else klass.from_config(config, custom_objects=custom_objects)

@@ -13,6 +13,8 @@ Keras 3.15 loads few of the files tf_keras 2.x writes; what differs is the confi
   Embedding's ``input_length``, ``groups`` of depthwise and transposed convolutions,
   MultiHeadAttention's ``*_shape`` keys, BatchNormalization's list ``axis``, InputLayer's
   ``batch_input_shape``;
+- the private layers of ``keras.applications``, which tf_keras's ``.h5`` files name
+  ``Custom>CustomScaleLayer``, get their class name back;
 - ``TFOpLambda`` / ``SlicingOpLambda`` nodes (``tf.math.multiply``, ``tf.__operators__.getitem``)
   become the Keras 3 operation nodes of `xlayers.ops` (an unknown one is named, with its layer).
 """
@@ -60,6 +62,7 @@ TF_FUNCTIONS: dict[str, tuple[str, tuple[str, ...], dict[str, str]]] = {
 }
 
 _MODEL_CLASSES = ("Functional", "Model", "Sequential")
+APPLICATIONS_MODULE = "keras.src.applications."  # where Keras keeps the applications' private layers
 
 
 def is_keras2_config(config: Mapping[str, Any]) -> bool:
@@ -141,8 +144,19 @@ def _layer_config(class_name: str, config: dict[str, Any]) -> dict[str, Any]:
     return config
 
 
+def _class_name(class_name: str) -> str:
+    """The class name, less the ``Custom>`` package tf_keras's ``.h5`` files give the private
+    layers of ``keras.applications`` (``Custom>CustomScaleLayer``); a user's registered layer
+    keeps its package (it needs ``custom_objects``)."""
+    package, _, short = class_name.rpartition(">")
+    known = _LAYER_CLASSES.get(short)
+    if package and known is not None and known.KERAS_MODULE.startswith(APPLICATIONS_MODULE):
+        return short
+    return class_name
+
+
 def _layer_entry(entry: Mapping[str, Any], models: set[str]) -> dict[str, Any]:
-    class_name = entry["class_name"]
+    class_name = _class_name(entry["class_name"])
     name = entry.get("name") or entry.get("config", {}).get("name")
     if class_name in ("TFOpLambda", "SlicingOpLambda"):
         return _operation_entry(entry, models)

@@ -12,6 +12,9 @@ It stays a plain PyTorch module: ``.to()``, ``state_dict()``, ``parameters()``,
 
 from __future__ import annotations
 
+import contextlib
+import contextvars
+import difflib
 import inspect
 import os
 import re
@@ -127,7 +130,7 @@ class WeightEntry(NamedTuple):
     """One weight found by :meth:`Layer.walk_weights`."""
 
     path: str  # Keras variable path inside the walked layer ("cell/kernel", "forward_layer/cell/kernel")
-    layer: "Layer"  # the layer that owns the parameter
+    layer: Layer  # the layer that owns the parameter
     declaration: Weight | None  # its LAYOUT entry (None for a weight made by ``add_weight`` alone)
     parameter: nn.Parameter
 
@@ -151,6 +154,18 @@ _FLOAT_DTYPES = (torch.float16, torch.bfloat16, torch.float32, torch.float64)
 _WEIGHT_ARGUMENT_KINDS = (("initializer", initializers), ("regularizer", regularizers), ("constraint", constraints))
 _LAYER_CLASSES: dict[str, type[Layer]] = {}
 _NAME_COUNTS: dict[str, int] = {}
+_EMPTY_WEIGHTS = contextvars.ContextVar("xlayers_empty_weights", default=False)
+
+
+@contextlib.contextmanager
+def empty_weights() -> Iterator[None]:
+    """Within it, `Layer.add_weight` allocates uninitialised storage (``torch.empty``) and runs
+    no initializer: for readers that then fill every weight from a file."""
+    token = _EMPTY_WEIGHTS.set(True)
+    try:
+        yield
+    finally:
+        _EMPTY_WEIGHTS.reset(token)
 
 
 def clear_session() -> None:
@@ -163,9 +178,11 @@ def get_layer_class(class_name: str) -> type[Layer]:
     try:
         return _LAYER_CLASSES[class_name]
     except KeyError:
+        close = difflib.get_close_matches(class_name, _LAYER_CLASSES, n=3)
+        hint = f" Close names: {', '.join(close)}." if close else ""
         raise ArgumentError(
-            f"`class_name` must be a known xlayers layer, one of {sorted(_LAYER_CLASSES)}. "
-            f"Received: class_name={class_name!r}."
+            f"`class_name` must be one of the {len(_LAYER_CLASSES)} xlayers layers.{hint} A layer of your own is "
+            f"mapped with `custom_objects={{{class_name!r}: YourLayerClass}}`. Received: class_name={class_name!r}."
         ) from None
 
 
@@ -520,7 +537,8 @@ class Layer(nn.Module, metaclass=_LayerMeta):
         init = initializers.get(initializer if initializer is not None else "glorot_uniform")
         dtype = _dtype_from(dtype, type(self).__name__) or self._requested_dtype or torch.get_default_dtype()
         device = self._build_device if self._build_device is not None else torch.get_default_device()
-        value = init(tuple(int(s) for s in shape), dtype=dtype, device=device)
+        size = tuple(int(s) for s in shape)
+        value = torch.empty(size, dtype=dtype, device=device) if _EMPTY_WEIGHTS.get() else init(size, dtype=dtype, device=device)
         parameter = Variable(value, bool(trainable) and self._trainable, name=name, path=f"{self.name}/{name}")
         self.register_parameter(name, parameter)
         self._weight_names.append(name)
@@ -540,15 +558,17 @@ class Layer(nn.Module, metaclass=_LayerMeta):
     def forward(self, inputs: Any, *args: Any, **kwargs: Any) -> Any:
         """Check and convert ``inputs`` (a tensor, a list or a dict of them), then run ``call``;
         collects activity losses. On symbolic inputs, records the call (the functional API)."""
-        if not isinstance(inputs, torch.Tensor) and _is_symbolic(inputs):
-            from .functional import symbolic_call
+        if type(inputs) is not torch.Tensor or not self._takes_as_is(inputs):
+            if not isinstance(inputs, torch.Tensor) and _is_symbolic(inputs):
+                from .functional import symbolic_call
 
-            return symbolic_call(self, (inputs, *args), kwargs)
+                return symbolic_call(self, (inputs, *args), kwargs)
+            inputs = self._convert_inputs(inputs)
         mixed = self._compute_dtype is not None
         if mixed:  # weights read in `call` come cast to the compute dtype, as Keras's AutocastVariable
             self.__dict__["_autocasting"] = True
         try:
-            outputs = self.call(self._convert_inputs(inputs), *args, **kwargs)
+            outputs = self.call(inputs, *args, **kwargs)
         except _USER_ERRORS as error:  # name the layer in errors raised by its math
             raise self._labelled(error) from None
         finally:
@@ -560,6 +580,23 @@ class Layer(nn.Module, metaclass=_LayerMeta):
                 self.activity_regularizer(t) / (t.shape[0] if t.ndim > 0 else 1) for t in tensors if isinstance(t, torch.Tensor)
             ]
         return outputs
+
+    def _takes_as_is(self, inputs: torch.Tensor) -> bool:
+        """The common call, checked without converting: one floating tensor that fits the single
+        input spec, in the weights' dtype and on their device, no mixed policy (what
+        `convert_input` would pass through unchanged)."""
+        spec = self.input_spec
+        if type(spec) is not InputSpec or spec.dtype is not None or self._compute_dtype is not None:
+            return False
+        names = self._weight_names
+        if names:
+            reference = self._parameters[names[0]]
+            if inputs.dtype is not reference.dtype or inputs.device != reference.device:
+                return False
+        elif not inputs.is_floating_point():
+            return False
+        spec.check(self, inputs.shape)
+        return True
 
     def _specs_for(self, structure: Any) -> list[tuple[InputSpec | None, Any]]:
         """Pair each input of ``structure`` with its ``InputSpec``: one spec for one input, a
@@ -755,23 +792,13 @@ class Layer(nn.Module, metaclass=_LayerMeta):
             raise ArgumentError(f"{self._label}: `path` must end in '.safetensors' or '.weights.h5'. Received: path={name!r}.")
 
     def load_weights(self, path: str | os.PathLike) -> None:
-        """Read the weights written by `save_weights` (or by Keras's ``save_weights`` for a
-        ``.weights.h5``; a shard index ``model.safetensors.index.json``): names and shapes are
-        checked before any weight changes."""
+        """Read weights from a file (`xlayers.checkpoints.load_weights`: safetensors, one file or
+        sharded, Keras's ``.weights.h5`` or sharded ``.weights.json``, a legacy ``.h5``): names
+        and shapes are checked before any weight changes."""
         self._require_built("load_weights")
-        name = str(path)
-        if name.endswith((".safetensors", ".index.json")):
-            from .checkpoints import load_safetensors
+        from .checkpoints import load_weights
 
-            load_safetensors(self, path)
-        elif name.endswith(".weights.h5"):
-            from .saving import read_weights_file
-
-            read_weights_file(self, path)
-        else:
-            raise ArgumentError(
-                f"{self._label}: `path` must end in '.safetensors', '.index.json' or '.weights.h5'. Received: path={name!r}."
-            )
+        load_weights(self, path)
 
     def _require_built(self, what: str) -> None:
         if not self.built:

@@ -24,7 +24,7 @@ import torch
 
 from .errors import WeightShapeError
 
-__all__ = ["GATE_ALIASES", "Weight", "Framework"]
+__all__ = ["GATE_ALIASES", "Framework", "Weight"]
 
 Framework = Literal["keras", "torch", "onnx"]
 
@@ -73,6 +73,7 @@ class Weight:
     path: str = ""
 
     def __post_init__(self) -> None:
+        object.__setattr__(self, "_permutations", {})  # (source, target) -> permutation, or None for none
         for view in ("torch", "onnx"):
             order = getattr(self, view)
             if order is not None and sorted(order) != sorted(self.axes):
@@ -161,6 +162,14 @@ class Weight:
         Split the gate axis out, reorder gates, permute axes, merge the gate axis back.
         The result is a view where torch allows one; call ``.contiguous()`` to own it.
         """
+        if not self.gates:  # the hot path: a permutation, worked out once per pair of layouts
+            try:
+                permutation = self._permutations[source, target]
+            except KeyError:
+                permutation = self.permutation(source, target)
+                permutation = None if permutation == tuple(range(len(permutation))) else permutation
+                self._permutations[source, target] = permutation
+            return value if permutation is None else value.permute(permutation)
         src_axes, dst_axes = self.order(source), self.order(target)
         split = self._split(value, src_axes)
         if self.gates:

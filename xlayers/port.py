@@ -2,19 +2,29 @@
 to ``.keras``, verified on a random batch.
 
 IN is a Keras 3 ``.keras`` file (or its unzipped folder) or a legacy ``.h5`` model file that
-Keras 3 wrote, read without TensorFlow or Keras.
+Keras 3 or tf_keras 2.x wrote, read without TensorFlow or Keras.
 OUT is chosen by its name: ``.keras`` (Keras 3.15 loads it), ``.safetensors`` (sharded above
 ``--max-shard-size``), ``.weights.h5`` (Keras's weights file), or ``.onnx`` (verified in
 onnxruntime against torch). Unless ``--no-verify``, the ported model is also compared with
-Keras on a random batch when Keras is installed, under the tolerance policy; a failed
+the Keras that wrote IN (tf_keras for a Keras 2 file) on a random batch when it is
+installed, under the tolerance policy; a failed
 verification exits non-zero. OUT is written atomically: whole or not at all.
+
+It prints what it mapped (layers by class, weights, parameters, bytes) and what it skipped, with
+the reason (optimizer state, compile settings, assets); while weights are read and written it
+draws a progress bar on stderr when stderr is a terminal or the weights reach ``LARGE`` bytes.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
+import json
+import os
 import sys
 import time
+import zipfile
+from collections import Counter
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -22,13 +32,72 @@ from typing import Any
 import numpy as np
 import torch
 
+from .checkpoints import reporting
 from .errors import ArgumentError
 from .layer import Layer, _leaves
 from .tolerance import compare
 
-__all__ = ["add_arguments", "port", "random_batch", "run"]
+__all__ = ["ProgressBar", "add_arguments", "port", "random_batch", "run", "skipped"]
 
 OUTPUTS = (".keras", ".safetensors", ".weights.h5", ".onnx")
+LARGE = 64 * 2**20  # bytes of weights from which the progress bar is drawn even when stderr is not a terminal
+TRAINING = "torch trains with its own optimizer and loss"
+
+
+class ProgressBar:
+    """``callback(what, done, total)`` for `xlayers.checkpoints.reporting`: one line on
+    ``stream`` (stderr), redrawn at most ten times a second, drawn when ``stream`` is a
+    terminal or ``total`` is at least ``LARGE`` bytes."""
+
+    def __init__(self, stream: Any = None, width: int = 30) -> None:
+        self.stream = stream if stream is not None else sys.stderr
+        self.terminal = bool(getattr(self.stream, "isatty", lambda: False)())
+        self.width, self._drawn = width, 0.0
+
+    def __call__(self, what: str, done: int, total: int) -> None:
+        now = time.monotonic()
+        if not (self.terminal or total >= LARGE) or (done < total and now - self._drawn < 0.1):
+            return
+        self._drawn = now
+        filled = self.width * done // max(total, 1)
+        self.stream.write(f"\r{what}: [{'#' * filled}{'.' * (self.width - filled)}] {100 * done // max(total, 1):3d}% "
+                          f"{done / 1e6:.1f}/{total / 1e6:.1f} MB" + ("\n" if done >= total else ""))
+        self.stream.flush()
+
+
+def skipped(source: str | Path) -> list[str]:
+    """What a Keras model file holds that porting leaves out, each with its reason: optimizer
+    state, compile or training settings, assets. Reads names and attributes only."""
+    import h5py
+
+    from .saving import _member
+
+    source, found = Path(source), []
+    with contextlib.ExitStack() as stack:
+        if source.suffix in (".h5", ".hdf5"):
+            h5 = stack.enter_context(h5py.File(source, "r"))
+            compiled, optimizer = "training_config" in h5.attrs, h5.get("optimizer_weights")
+            members: list[str] = []
+        else:
+            if source.is_dir():
+                members = [p.relative_to(source).as_posix() for p in source.rglob("*") if p.is_file()]
+                config, weights = json.loads((source / "config.json").read_text()), source / "model.weights.h5"
+            else:
+                archive = stack.enter_context(zipfile.ZipFile(source))
+                members, config = archive.namelist(), json.loads(archive.read("config.json"))
+                weights = stack.enter_context(_member(source, archive, "model.weights.h5"))
+            h5 = stack.enter_context(h5py.File(weights, "r"))
+            compiled, optimizer = bool(config.get("compile_config")), h5.get("optimizer")
+        if compiled:
+            found.append(f"the compile/training config (loss, metrics, optimizer settings): {TRAINING}")
+        if optimizer is not None:
+            arrays: list[str] = []
+            optimizer.visititems(lambda name, item: arrays.append(name) if isinstance(item, h5py.Dataset) else None)
+            found.append(f"the optimizer state ({len(arrays)} arrays in `{optimizer.name.lstrip('/')}`): {TRAINING}")
+        assets = [m for m in members if m.startswith("assets/") and not m.endswith("/")]
+        if assets:
+            found.append(f"assets ({len(assets)} files, e.g. `{assets[0]}`): no xlayers layer reads assets")
+    return found
 
 
 def random_batch(model: Layer, batch: int = 2, seed: int = 0) -> list[torch.Tensor]:
@@ -55,14 +124,36 @@ def _outputs(result: Any) -> list[np.ndarray]:
     return [np.asarray(v.detach().cpu() if isinstance(v, torch.Tensor) else v) for v in values]
 
 
-def _verify_with_keras(source: Path, model: Layer, inputs: list[torch.Tensor], say: Callable[[str], Any]) -> bool | None:
-    try:
-        import keras
-    except ImportError:
-        say("verify: Keras is not installed; the ported model was not compared with Keras")
-        return None
+def _keras_that_wrote(source: Path) -> Any:
+    """The Keras that loads ``source``: tf_keras for a file that Keras 2 wrote (Keras 3 loads
+    few of them), Keras 3 otherwise."""
+    import h5py
+
+    from .keras2 import is_keras2_config
+
+    if source.suffix in (".h5", ".hdf5"):
+        with h5py.File(source, "r") as h5:
+            raw = h5.attrs.get("model_config")
+    elif source.is_dir():
+        raw = (source / "config.json").read_text()
+    else:
+        with zipfile.ZipFile(source) as archive:
+            raw = archive.read("config.json")
+    if raw is not None and is_keras2_config(json.loads(raw)):
+        import tf_keras
+
+        return tf_keras
     import keras
 
+    return keras
+
+
+def _verify_with_keras(source: Path, model: Layer, inputs: list[torch.Tensor], say: Callable[[str], Any]) -> bool | None:
+    try:
+        keras = _keras_that_wrote(source)
+    except ImportError as error:
+        say(f"verify: {error.name} is not installed; the ported model was not compared with Keras")
+        return None
     twin = keras.saving.load_model(source, compile=False)
     feed = [t.numpy() for t in inputs]
     theirs = twin(feed if len(feed) > 1 else feed[0])
@@ -91,23 +182,33 @@ def port(source: str | Path, target: str | Path, *, verify: bool = True, max_sha
     source, target = Path(source), Path(target)
     if not str(target).endswith(OUTPUTS):
         raise ArgumentError(f"OUT must end in one of {', '.join(OUTPUTS)}. Received: {target}.")
+    folder = target.parent if str(target.parent) else Path(".")
+    if not folder.is_dir() or not os.access(folder, os.W_OK | os.X_OK):
+        raise ArgumentError(f"OUT's folder `{folder}` {'is not writable' if folder.is_dir() else 'does not exist'}. Received: {target}.")
     started = time.perf_counter()
-    model = from_keras(source)
-    layers = [m for m in model.modules() if isinstance(m, Layer)]
+    with reporting(ProgressBar()):
+        model = from_keras(source)
+    layers = [m for m in model.modules() if isinstance(m, Layer)][1:]
     weights = list(model.walk_weights())
     parameters = sum(e.parameter.numel() for e in weights)
-    print_fn(f"read {source}: {len(layers) - 1} layers, {len(weights)} weights, {parameters:,} parameters, "
-             f"in {time.perf_counter() - started:.2f} s; skipped: nothing")
+    size = sum(e.parameter.numel() * e.parameter.element_size() for e in weights)
+    classes = ", ".join(f"{count} {name}" for name, count in Counter(type(m).__name__ for m in layers).most_common())
+    print_fn(f"read {source}: {len(layers)} layers ({classes}), {len(weights)} weights, {parameters:,} parameters "
+             f"({size / 1e6:.1f} MB), in {time.perf_counter() - started:.2f} s")
+    left_out = skipped(source)
+    print_fn("skipped: " + ("nothing" if not left_out else "".join(f"\n  - {item}" for item in left_out)))
     inputs = random_batch(model) if verify or str(target).endswith(".onnx") else []
     name = str(target)
     if name.endswith(".keras"):
-        save_keras(model, target)
+        with reporting(ProgressBar()):
+            save_keras(model, target)
     elif name.endswith((".safetensors", ".weights.h5")):
-        model.save_weights(target, **({"max_shard_size": max_shard_size} if name.endswith(".safetensors") else {}))
+        with reporting(ProgressBar()):
+            model.save_weights(target, **({"max_shard_size": max_shard_size} if name.endswith(".safetensors") else {}))
     else:
         from .onnx import export
 
-        export(model, tuple(inputs) if len(inputs) > 1 else inputs[0], target, verify=verify, verbose=False)
+        export(model, inputs if len(inputs) > 1 else inputs[0], target, verify=verify, verbose=False)
         if verify:
             print_fn("verify: the ONNX graph agrees with torch in onnxruntime (within tolerance)")
     print_fn(f"wrote {target} in {time.perf_counter() - started:.2f} s")

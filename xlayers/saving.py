@@ -13,12 +13,17 @@ Nothing is unpickled or executed; files are written to a temporary file and rena
 
 from __future__ import annotations
 
+import contextlib
 import io
 import json
 import os
+import shutil
+import struct
 import tempfile
+import time
 import zipfile
-from collections.abc import Mapping
+import zlib
+from collections.abc import Iterator, Mapping
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -26,10 +31,11 @@ from typing import Any
 import numpy as np
 import torch
 
+from .checkpoints import tracked
 from .errors import ArgumentError, ArgumentTypeError, FileFormatError, WeightNameError
 from .files import publish
 from .keras2 import is_keras2_config, normalize
-from .layer import Layer, WeightEntry
+from .layer import Layer, WeightEntry, empty_weights
 
 __all__ = ["from_keras", "load_h5", "load_keras", "load_legacy_weights", "load_weights_h5", "save_keras", "save_weights_h5", "to_keras", "weight_groups"]
 
@@ -69,31 +75,44 @@ def _vars(group: str) -> str:
 
 def load_weights_h5(model: Layer, h5: Any) -> None:
     """Fill ``model``'s weights from an open Keras 3 weights file (``model.weights.h5`` or a
-    ``.weights.h5``): every weight found and shape-checked first, then copied; a missing or
-    extra variable, or a shape that differs, raises before anything changes."""
-    values: list[tuple[torch.Tensor, np.ndarray]] = []
+    ``.weights.h5``), or from a list of them (Keras's shards, a ``vars`` group possibly split
+    across several): every weight found and shape-checked first, then read straight into its
+    weight; a missing or extra variable, or a shape that differs, raises before anything changes."""
+    files = h5 if isinstance(h5, (list, tuple)) else [h5]
+    plan: list[tuple[torch.Tensor, Any]] = []
     groups = weight_groups(model)
     for group, entries in groups.items():
-        node = h5.get(_vars(group))
-        stored = sorted(node.keys(), key=int) if node is not None else []
+        stored = {key: node[key] for node in (f.get(_vars(group)) for f in files) if node is not None for key in node}
         if len(stored) != len(entries):
             raise WeightNameError(
                 f"{entries[0].layer._label}: the file's group `{_vars(group)}` holds {len(stored)} variables; the layer "
                 f"has {len(entries)} ({', '.join(e.path for e in entries)})."
             )
-        for entry, key in zip(entries, stored):
-            array = _read_dataset(node[key], entry)
-            entry.check(tuple(array.shape), where=f"{_vars(group)}/{key}")
-            values.append((entry.parameter, array))
-    extra = _extra_groups(h5, {_vars(g) for g in groups})
+        for entry, key in zip(entries, sorted(stored, key=int)):
+            entry.check(tuple(stored[key].shape), where=f"{_vars(group)}/{key}")
+            plan.append((entry.parameter, stored[key]))
+    extra = [name for f in files for name in _extra_groups(f, {_vars(g) for g in groups})]
     if extra:
         raise WeightNameError(f"{model._label}: the file has weights the model does not: {extra[:5]}.")
+    _fill(plan)
+
+
+def _fill(plan: list[tuple[torch.Tensor, Any]]) -> None:
+    """Read each (checked) HDF5 dataset into its weight: in place when the dtypes agree and
+    the weight is a contiguous CPU tensor, so no second copy of the weights is ever held."""
     with torch.no_grad():
-        for parameter, array in values:
-            parameter.copy_(torch.from_numpy(np.ascontiguousarray(array)).to(parameter.dtype))
+        for parameter, dataset in tracked(plan, lambda item: item[0], "read weights"):
+            target = parameter.detach()
+            if target.numel() == 0:
+                continue
+            if target.device.type == "cpu" and target.is_contiguous() and target.dtype != torch.bfloat16 \
+                    and dataset.dtype == target.numpy().dtype:
+                dataset.read_direct(target.numpy())
+            else:
+                target.copy_(torch.from_numpy(np.ascontiguousarray(_read_dataset(dataset))).to(target.dtype))
 
 
-def _read_dataset(dataset: Any, entry: WeightEntry) -> np.ndarray:
+def _read_dataset(dataset: Any) -> np.ndarray:
     if dataset.dtype.kind == "V" and dataset.dtype.itemsize == 2:  # bfloat16, stored opaque ('|V2')
         bits = np.asarray(dataset[()]).view(np.uint16).astype(np.uint32) << 16
         return bits.view(np.float32)
@@ -116,16 +135,17 @@ def save_weights_h5(model: Layer, h5: Any) -> None:
     """Write ``model``'s weights into an open, empty HDF5 file in Keras 3's layout: a ``vars``
     group per layer (its ``@name`` attribute set), datasets ``0, 1, ...`` in Keras's order."""
     _layer_groups(model, h5, "")
-    for group, entries in weight_groups(model).items():
+    groups = weight_groups(model)
+    for group, index, entry in tracked([(g, i, e) for g, es in groups.items() for i, e in enumerate(es)],
+                                       lambda item: item[2].parameter, "write weights"):
         node = h5.require_group(_vars(group))
-        for index, entry in enumerate(entries):
-            value = entry.parameter.detach().cpu()
-            if value.dtype == torch.bfloat16:
-                array = value.view(torch.int16).numpy().view(np.dtype("V2"))
-                dataset = node.create_dataset(str(index), data=array)
-                dataset.attrs["dtype"] = "bfloat16"
-            else:
-                node.create_dataset(str(index), data=value.numpy())
+        value = entry.parameter.detach().cpu()
+        if value.dtype == torch.bfloat16:
+            array = value.view(torch.int16).numpy().view(np.dtype("V2"))
+            dataset = node.create_dataset(str(index), data=array)
+            dataset.attrs["dtype"] = "bfloat16"
+        else:
+            node.create_dataset(str(index), data=value.numpy())
 
 
 def _layer_groups(layer: Layer, h5: Any, path: str) -> None:
@@ -134,18 +154,6 @@ def _layer_groups(layer: Layer, h5: Any, path: str) -> None:
     for key, child in layer.named_children():
         if isinstance(child, Layer):
             _layer_groups(child, h5, f"{path}/{key}" if path else key)
-
-
-def read_weights_file(model: Layer, path: str | os.PathLike) -> None:
-    """`load_weights_h5` from a Keras 3 ``.weights.h5`` file."""
-    import h5py
-
-    try:
-        h5 = h5py.File(path, "r")
-    except OSError as error:
-        raise FileFormatError(f"`{path}` is not a readable HDF5 file: {error}") from None
-    with h5:
-        load_weights_h5(model, h5)
 
 
 def write_weights_file(model: Layer, path: str | os.PathLike) -> None:
@@ -207,7 +215,7 @@ def load_legacy_weights(model: Layer, group: Any, by_name: bool = True) -> None:
                 f"weights. Received: {saved[:8]}."
             )
         pairs = list(zip(layers, saved))
-    values: list[tuple[torch.Tensor, np.ndarray]] = []
+    plan: list[tuple[torch.Tensor, Any]] = []
     for layer, name in pairs:
         entries = _legacy_order(layer)
         names = _attribute_list(group[name], "weight_names")
@@ -217,12 +225,10 @@ def load_legacy_weights(model: Layer, group: Any, by_name: bool = True) -> None:
                 f"{len(entries)} ({', '.join(e.path for e in entries)})."
             )
         for entry, weight_name in zip(entries, names):
-            array = _read_dataset(group[name][weight_name], entry)
-            entry.check(tuple(array.shape), where=f"{name}/{weight_name}")
-            values.append((entry.parameter, array))
-    with torch.no_grad():
-        for parameter, array in values:
-            parameter.copy_(torch.from_numpy(np.ascontiguousarray(array)).to(parameter.dtype))
+            dataset = group[name][weight_name]
+            entry.check(tuple(dataset.shape), where=f"{name}/{weight_name}")
+            plan.append((entry.parameter, dataset))
+    _fill(plan)
 
 
 def load_h5(path: str | os.PathLike, custom_objects: Mapping[str, type] | None = None) -> Layer:
@@ -246,7 +252,8 @@ def load_h5(path: str | os.PathLike, custom_objects: Mapping[str, type] | None =
         config = json.loads(raw.decode("utf8") if isinstance(raw, bytes) else raw)
         if is_keras2_config(config):  # tf_keras 2.x wrote it
             config = normalize(config)
-        model = deserialize_layer(_model_entry(config), custom_objects)
+        with empty_weights():  # every weight is read from the file
+            model = deserialize_layer(_model_entry(config), custom_objects)
         load_legacy_weights(model, h5.get("model_weights", h5))
     return model.eval()
 
@@ -257,31 +264,117 @@ def load_h5(path: str | os.PathLike, custom_objects: Mapping[str, type] | None =
 def load_keras(path: str | os.PathLike, custom_objects: Mapping[str, type] | None = None) -> Layer:
     """The model of a Keras 3 ``.keras`` file (or of its unzipped folder), with its weights,
     in inference mode (``eval()``). ``custom_objects`` maps the class names of a user's own
-    layers to xlayers classes."""
+    layers to xlayers classes. The weights are created uninitialised and read straight from
+    ``model.weights.h5`` inside the zip (no copy of the member in memory)."""
+    import h5py
+
     from .functional import deserialize_layer
 
     path = Path(path)
-    try:
-        if path.is_dir():
-            config = json.loads((path / "config.json").read_text())
-            weights = (path / "model.weights.h5").read_bytes()
-        else:
-            with zipfile.ZipFile(path) as archive:
+    with contextlib.ExitStack() as stack:
+        try:
+            if path.is_dir():
+                config = json.loads((path / "config.json").read_text())
+                weights: Any = path / "model.weights.h5"
+                if not weights.is_file():
+                    raise KeyError("There is no item named 'model.weights.h5' in the folder")
+            else:
+                archive = stack.enter_context(zipfile.ZipFile(path))
                 config = json.loads(archive.read("config.json"))
-                weights = archive.read("model.weights.h5")
-    except (zipfile.BadZipFile, KeyError, OSError, json.JSONDecodeError) as error:
-        raise FileFormatError(f"`{path}` is not a readable .keras file: {type(error).__name__}: {error}") from None
-    model = deserialize_layer(_model_entry(config), custom_objects)
-    if not model.built:
-        model.build_from_config(config.get("build_config"))
-    import h5py
-
-    try:
-        with h5py.File(io.BytesIO(weights), "r") as h5:
-            load_weights_h5(model, h5)
-    except OSError as error:
-        raise FileFormatError(f"`{path}`: its model.weights.h5 is not a readable HDF5 file: {error}") from None
+                weights = stack.enter_context(_member(path, archive, "model.weights.h5"))
+        except (zipfile.BadZipFile, KeyError, OSError, json.JSONDecodeError) as error:
+            raise FileFormatError(f"`{path}` is not a readable .keras file: {type(error).__name__}: {error}") from None
+        if is_keras2_config(config):  # tf_keras 2.x wrote it
+            config = normalize(config)
+        with empty_weights():  # every weight is read from the file
+            model = deserialize_layer(_model_entry(config), custom_objects)
+            if not model.built:
+                model.build_from_config(config.get("build_config"))
+        try:
+            h5 = stack.enter_context(h5py.File(weights, "r"))
+        except OSError as error:
+            raise FileFormatError(f"`{path}`: its model.weights.h5 is not a readable HDF5 file: {error}") from None
+        load_weights_h5(model, h5)
     return model.eval()
+
+
+class _Window(io.RawIOBase):
+    """A seekable view of the ``size`` bytes at ``start`` of an open binary file: a zip member
+    read or written in place (a write past the end extends it)."""
+
+    def __init__(self, raw: Any, start: int, size: int) -> None:
+        super().__init__()
+        self._raw, self._start, self.size, self._position = raw, start, size, 0
+
+    def readable(self) -> bool:
+        return True
+
+    def writable(self) -> bool:
+        return self._raw.writable()
+
+    def seekable(self) -> bool:
+        return True
+
+    def tell(self) -> int:
+        return self._position
+
+    def seek(self, offset: int, whence: int = io.SEEK_SET) -> int:
+        self._position = max(0, offset + (0, self._position, self.size)[whence])
+        return self._position
+
+    def readinto(self, buffer: Any) -> int:
+        view = memoryview(buffer).cast("B")[: max(0, self.size - self._position)]
+        self._raw.seek(self._start + self._position)
+        count = self._raw.readinto(view)
+        self._position += count
+        return count
+
+    def write(self, data: Any) -> int:
+        view, count = memoryview(data).cast("B"), 0
+        self._raw.seek(self._start + self._position)
+        while count < len(view):  # an unbuffered file may write less than asked
+            count += self._raw.write(view[count:])
+        self._position += count
+        self.size = max(self.size, self._position)
+        return count
+
+    def truncate(self, size: int | None = None) -> int:
+        self.size = self._position if size is None else size
+        self._raw.truncate(self._start + self.size)
+        return self.size
+
+
+def _crc32(raw: Any, start: int, size: int) -> int:
+    """The CRC-32 of ``size`` bytes at ``start`` of an open binary file, read 16 MiB at a time."""
+    crc, buffer = 0, bytearray(1 << 24)
+    raw.seek(start)
+    while size > 0:
+        count = raw.readinto(memoryview(buffer)[: min(size, len(buffer))])
+        if not count:
+            raise OSError("the file ended before its last member")
+        crc, size = zlib.crc32(memoryview(buffer)[:count], crc), size - count
+    return crc
+
+
+@contextlib.contextmanager
+def _member(path: Path, archive: zipfile.ZipFile, name: str) -> Iterator[Any]:
+    """A zip member as a seekable binary file without reading it into memory: a stored member
+    (Keras stores ``model.weights.h5`` uncompressed) is read in place through a window on the
+    zip file; a compressed one is first extracted to a temporary file."""
+    info = archive.getinfo(name)
+    if info.compress_type != zipfile.ZIP_STORED:
+        with tempfile.TemporaryFile() as copy, archive.open(info) as source:
+            shutil.copyfileobj(source, copy, 1 << 20)
+            copy.seek(0)
+            yield copy
+        return
+    with open(path, "rb") as raw:
+        raw.seek(info.header_offset)
+        header = raw.read(30)  # the member's local header: signature, ..., name and extra lengths
+        if len(header) != 30 or header[:4] != b"PK\x03\x04":
+            raise zipfile.BadZipFile(f"the local header of {name} is damaged")
+        name_length, extra_length = struct.unpack("<HH", header[26:30])
+        yield _Window(raw, info.header_offset + 30 + name_length + extra_length, info.file_size)
 
 
 def _model_entry(config: Mapping[str, Any]) -> Mapping[str, Any]:
@@ -310,17 +403,29 @@ def save_keras(model: Layer, path: str | os.PathLike) -> None:
     entry = serialize_layer(model)
     entry["build_config"] = model.get_build_config() if model.built else None
     entry["compile_config"] = None
-    buffer = io.BytesIO()
-    with h5py.File(buffer, "w") as h5:
-        save_weights_h5(model, h5)
     metadata = {"keras_version": KERAS_VERSION, "date_saved": datetime.now().strftime("%Y-%m-%d@%H:%M:%S")}
     folder = path.parent if str(path.parent) else Path(".")
     handle, temporary = tempfile.mkstemp(dir=folder, prefix=f".{path.name}.", suffix=".tmp")
     try:
-        with os.fdopen(handle, "wb") as raw, zipfile.ZipFile(raw, "w", compression=zipfile.ZIP_STORED) as archive:
-            archive.writestr("metadata.json", json.dumps(metadata))
-            archive.writestr("config.json", json.dumps(entry))
-            archive.writestr("model.weights.h5", buffer.getvalue())
+        with os.fdopen(handle, "w+b", buffering=0) as raw:
+            # model.weights.h5 is the first member, written by h5py in place (never whole in memory, never
+            # copied), behind room for its local header, which is written once its size and CRC are known
+            member = zipfile.ZipInfo("model.weights.h5", time.localtime()[:6])
+            member.CRC, member.header_offset, member.external_attr = 0, 0, 0o600 << 16  # as `writestr` sets them
+            start = len(member.FileHeader(zip64=True))
+            window = _Window(raw, start, 0)
+            with h5py.File(window, "w") as h5:
+                save_weights_h5(model, h5)
+            member.file_size = member.compress_size = window.size
+            member.CRC = _crc32(raw, start, window.size)
+            raw.seek(0)
+            raw.write(member.FileHeader(zip64=True))
+            raw.seek(start + window.size)
+            with zipfile.ZipFile(raw, "w", compression=zipfile.ZIP_STORED) as archive:  # appends after it
+                archive.filelist.append(member)
+                archive.NameToInfo[member.filename] = member
+                archive.writestr("metadata.json", json.dumps(metadata))
+                archive.writestr("config.json", json.dumps(entry))
         publish(temporary, path)
     except BaseException:
         Path(temporary).unlink(missing_ok=True)

@@ -10,6 +10,7 @@ from collections.abc import Iterable
 from ..case import Case, LayerInfo
 from . import (
     activations,
+    applications,
     attention,
     conv,
     conv_lstm,
@@ -27,7 +28,7 @@ from . import (
 )
 
 REGISTRY: tuple[LayerInfo, ...] = tuple(
-    info for family in (core, conv, pooling, reshaping, normalization, activations, regularization, merging, image, preprocessing, recurrent, conv_lstm, rnn_cells, attention, wrappers) for info in family.LAYERS
+    info for family in (core, conv, pooling, reshaping, normalization, activations, regularization, merging, image, preprocessing, recurrent, conv_lstm, rnn_cells, attention, wrappers, applications) for info in family.LAYERS
 )
 
 

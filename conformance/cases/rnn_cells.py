@@ -101,7 +101,7 @@ _RNN = r"^`RNN` layer 'rnn': "
 
 RNN_ERRORS = (
     ErrorCase("cell-int", {"cell": 3}, ArgumentTypeError, _RNN + r"`cell` must be a cell .*Received: cell=3\."),
-    ErrorCase("cell-unknown", {"cell": cell("NoCell", "c", units=3)}, ArgumentError, _RNN + r"`class_name` must be a known xlayers layer"),
+    ErrorCase("cell-unknown", {"cell": cell("NoCell", "c", units=3)}, ArgumentError, _RNN + r"`class_name` must be one of the \d+ xlayers layers"),
     ErrorCase("rank-2", {"cell": LSTM4}, InputShapeError, _RNN + r"expected an input of rank 3", (3, 5)),
     ErrorCase("initial-state-count", {"cell": LSTM4}, ArgumentError,
               _RNN + r"`initial_state` must hold the cell's 2 states .*Received: 1 states in 1 entries\.",

@@ -47,15 +47,15 @@ def _backward_mask_flipped() -> ContextManager[Any]:
 
 @contextlib.contextmanager
 def _initial_state_halves_swapped() -> Iterator[None]:
-    directions, fused = Bidirectional._directions, Bidirectional._fused
+    directions, one_call = Bidirectional._directions, Bidirectional._one_call
 
     def swapped_directions(self: Any, inputs: Any, forward_state: Any, backward_state: Any, kwargs: dict[str, Any]) -> Any:
         return directions(self, inputs, backward_state, forward_state, kwargs)
 
-    def swapped_fused(self: Any, inputs: Any, forward_state: Any, backward_state: Any) -> Any:
-        return fused(self, inputs, backward_state, forward_state)
+    def swapped_one_call(self: Any, inputs: Any, mask: Any, forward_state: Any, backward_state: Any) -> Any:
+        return one_call(self, inputs, mask, backward_state, forward_state)
 
-    with _patch_directions(swapped_directions), mock.patch.object(Bidirectional, "_fused", swapped_fused):
+    with _patch_directions(swapped_directions), mock.patch.object(Bidirectional, "_one_call", swapped_one_call):
         yield
 
 
@@ -116,29 +116,29 @@ def _backward_not_reversed() -> ContextManager[Any]:
 
 
 def _fused_halves_swapped() -> ContextManager[Any]:
-    original = Bidirectional._fused
+    original = Bidirectional._one_call
 
-    def fused(self: Any, inputs: Any, forward_state: Any, backward_state: Any) -> Any:
-        y, y_rev, states = original(self, inputs, forward_state, backward_state)
-        return y_rev, y, states  # torch's second half read as the forward direction
+    def one_call(self: Any, inputs: Any, mask: Any, forward_state: Any, backward_state: Any) -> Any:
+        pair, states = original(self, inputs, mask, forward_state, backward_state)
+        return pair.flip(-2), states  # torch's second half read as the forward direction
 
-    return mock.patch.object(Bidirectional, "_fused", fused)
+    return mock.patch.object(Bidirectional, "_one_call", one_call)
 
 
 def _fused_last_step_for_both() -> ContextManager[Any]:
-    original = Bidirectional._fused
+    original = Bidirectional._one_call
 
-    def fused(self: Any, inputs: Any, forward_state: Any, backward_state: Any) -> Any:
+    def one_call(self: Any, inputs: Any, mask: Any, forward_state: Any, backward_state: Any) -> Any:
         if self.return_sequences:
-            return original(self, inputs, forward_state, backward_state)
+            return original(self, inputs, mask, forward_state, backward_state)
         self.return_sequences = True
         try:
-            y, y_rev, states = original(self, inputs, forward_state, backward_state)
+            pair, states = original(self, inputs, mask, forward_state, backward_state)
         finally:
             self.return_sequences = False
-        return y[:, -1], y_rev[:, -1], states  # the backward direction's last output is at step 0
+        return pair[:, -1], states  # the backward direction's last output is at step 0
 
-    return mock.patch.object(Bidirectional, "_fused", fused)
+    return mock.patch.object(Bidirectional, "_one_call", one_call)
 
 
 def _time_major_fold() -> ContextManager[Any]:

@@ -11,6 +11,16 @@ from .activations import LeakyReLU as LeakyReLU
 from .activations import PReLU as PReLU
 from .activations import ReLU as ReLU
 from .activations import Softmax as Softmax
+
+# applications (keras.applications' private layers)
+from .applications import CustomScaleLayer as CustomScaleLayer
+from .applications import LayerScale as LayerScale
+
+# attention
+from .attention import AdditiveAttention as AdditiveAttention
+from .attention import Attention as Attention
+from .attention import GroupQueryAttention as GroupQueryAttention
+from .attention import MultiHeadAttention as MultiHeadAttention
 from .conv import Conv1D as Conv1D
 from .conv import Conv1DTranspose as Conv1DTranspose
 from .conv import Conv2D as Conv2D
@@ -21,6 +31,11 @@ from .conv import DepthwiseConv1D as DepthwiseConv1D
 from .conv import DepthwiseConv2D as DepthwiseConv2D
 from .conv import SeparableConv1D as SeparableConv1D
 from .conv import SeparableConv2D as SeparableConv2D
+
+# conv lstm
+from .conv_lstm import ConvLSTM1D as ConvLSTM1D
+from .conv_lstm import ConvLSTM2D as ConvLSTM2D
+from .conv_lstm import ConvLSTM3D as ConvLSTM3D
 from .core import Dense as Dense
 from .core import EinsumDense as EinsumDense
 from .core import Embedding as Embedding
@@ -121,11 +136,6 @@ from .reshaping import ZeroPadding1D as ZeroPadding1D
 from .reshaping import ZeroPadding2D as ZeroPadding2D
 from .reshaping import ZeroPadding3D as ZeroPadding3D
 
-# conv lstm
-from .conv_lstm import ConvLSTM1D as ConvLSTM1D
-from .conv_lstm import ConvLSTM2D as ConvLSTM2D
-from .conv_lstm import ConvLSTM3D as ConvLSTM3D
-
 # rnn cells
 from .rnn_cells import RNN as RNN
 from .rnn_cells import GRUCell as GRUCell
@@ -133,17 +143,14 @@ from .rnn_cells import LSTMCell as LSTMCell
 from .rnn_cells import SimpleRNNCell as SimpleRNNCell
 from .rnn_cells import StackedRNNCells as StackedRNNCells
 
-# attention
-from .attention import AdditiveAttention as AdditiveAttention
-from .attention import Attention as Attention
-from .attention import GroupQueryAttention as GroupQueryAttention
-from .attention import MultiHeadAttention as MultiHeadAttention
-
 # wrappers
 from .wrappers import Bidirectional as Bidirectional
 from .wrappers import TimeDistributed as TimeDistributed
 
 __all__ = [
+    # applications
+    "CustomScaleLayer",
+    "LayerScale",
     # wrappers
     "Bidirectional",
     "TimeDistributed",

@@ -843,6 +843,9 @@ class BaseSeparableConv(BaseConv):
     ``(in * mult, 1, *k)``), then a 1x1 convolution; both on channels-last views.
     """
 
+    # Keras 2 wrote groups=1 and the base convolution's kernel_* arguments here; Keras 3 takes none
+    KERAS2_DROPPED = ("groups", "kernel_initializer", "kernel_regularizer", "kernel_constraint")
+
     def __init__(
         self,
         filters: int,

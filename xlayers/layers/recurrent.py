@@ -13,6 +13,11 @@ from ..arguments import check_positive_int
 from ..errors import ArgumentError, ArgumentTypeError, InputShapeError
 from ..layer import InputSpec, Layer, Shape
 from ..layout import Weight
+from .bidirectional_ops import (
+    exported_bidirectional_gru,
+    exported_bidirectional_lstm,
+    exported_bidirectional_simple_rnn,
+)
 from .recurrent_ops import (
     GRU_FUSED_ACTIVATIONS,
     LSTM_FUSED_ACTIVATIONS,
@@ -339,6 +344,23 @@ class BaseRNN(Layer):
     def onnx_dynamic_axes(self) -> dict[int, str]:
         return {0: "batch", 1: "time"}
 
+    def onnx_bidirectional(
+        self, backward: BaseRNN, inputs: torch.Tensor, lengths: torch.Tensor | None, initial_state: list[torch.Tensor]
+    ) -> tuple[torch.Tensor, list[torch.Tensor]] | None:
+        """For export: this layer (reading forward) and ``backward`` (its configuration, reading
+        backwards), both fused, as one custom op that ONNX writes as one node with
+        ``direction="bidirectional"`` (:mod:`~xlayers.layers.bidirectional_ops`' conventions):
+        ``(outputs (batch, time, 2, units), final states, each (2, batch, units))`` over sequences
+        right-padded to ``lengths``, from ``initial_state`` (each ``(2, batch, units)``). ``None``
+        where the member has no such op (the two directions then export apart)."""
+        return None
+
+    def _both_directions(self, backward: BaseRNN, *names: str) -> list[torch.Tensor | None]:
+        """The torch view of each weight ``name``, this layer's stacked on ``backward``'s (``None``
+        for a weight the configuration disables): a bidirectional op's weights."""
+        enabled = {weight.name for weight in self.declared_weights()}
+        return [torch.stack([self.weight_view(n), backward.weight_view(n)]) if n in enabled else None for n in names]
+
 
 class _UnitForgetBias:
     """Keras's ``unit_forget_bias``: the bias initializer, with ones for the forget gate."""
@@ -520,11 +542,22 @@ class LSTM(BaseRNN):
         )
         return outputs, [h, c], path
 
+    def onnx_bidirectional(
+        self, backward: BaseRNN, inputs: torch.Tensor, lengths: torch.Tensor | None, initial_state: list[torch.Tensor]
+    ) -> tuple[torch.Tensor, list[torch.Tensor]]:
+        """As :meth:`BaseRNN.onnx_bidirectional`: ``xlayers::bidirectional_lstm`` (ONNX's ``LSTM``)."""
+        weights = self._both_directions(backward, "kernel", "recurrent_kernel", "bias")
+        outputs, h, c = exported_bidirectional_lstm(inputs, lengths, *initial_state, *weights)
+        return outputs, [h, c]
+
     @classmethod
     def onnx_translations(cls) -> dict[Any, Callable[..., Any]]:
-        from .recurrent_onnx import lstm_translation  # onnxscript: only when exporting
+        from .recurrent_onnx import bidirectional_lstm_translation, lstm_translation  # onnxscript: only when exporting
 
-        return {torch.ops.xlayers.lstm.default: lstm_translation(cls.LAYOUT)}
+        return {
+            torch.ops.xlayers.lstm.default: lstm_translation(cls.LAYOUT),
+            torch.ops.xlayers.bidirectional_lstm.default: bidirectional_lstm_translation(cls.LAYOUT),
+        }
 
     def get_config(self) -> dict[str, Any]:
         return {
@@ -754,11 +787,24 @@ class GRU(BaseRNN):
             return "a GRU with reset_after=False runs an exact loop (ONNX's GRU exports only reset_after=True here)"
         return super().export_refusal()
 
+    def onnx_bidirectional(
+        self, backward: BaseRNN, inputs: torch.Tensor, lengths: torch.Tensor | None, initial_state: list[torch.Tensor]
+    ) -> tuple[torch.Tensor, list[torch.Tensor]]:
+        """As :meth:`BaseRNN.onnx_bidirectional`: ``xlayers::bidirectional_gru`` (ONNX's ``GRU``,
+        ``linear_before_reset=1``; the fused GRU is reset_after, its bias an input and a recurrent row)."""
+        weight_ih, weight_hh, bias = self._both_directions(backward, "kernel", "recurrent_kernel", "bias")
+        bias_ih, bias_hh = (None, None) if bias is None else bias.unbind(1)
+        outputs, h = exported_bidirectional_gru(inputs, lengths, *initial_state, weight_ih, weight_hh, bias_ih, bias_hh)
+        return outputs, [h]
+
     @classmethod
     def onnx_translations(cls) -> dict[Any, Callable[..., Any]]:
-        from .recurrent_onnx import gru_translation  # onnxscript: only when exporting
+        from .recurrent_onnx import bidirectional_gru_translation, gru_translation  # onnxscript: only when exporting
 
-        return {torch.ops.xlayers.gru.default: gru_translation(cls.LAYOUT)}
+        return {
+            torch.ops.xlayers.gru.default: gru_translation(cls.LAYOUT),
+            torch.ops.xlayers.bidirectional_gru.default: bidirectional_gru_translation(cls.LAYOUT),
+        }
 
     def get_config(self) -> dict[str, Any]:
         return {
@@ -925,11 +971,26 @@ class SimpleRNN(BaseRNN):
             )
         return super().export_refusal()
 
+    def onnx_bidirectional(
+        self, backward: BaseRNN, inputs: torch.Tensor, lengths: torch.Tensor | None, initial_state: list[torch.Tensor]
+    ) -> tuple[torch.Tensor, list[torch.Tensor]]:
+        """As :meth:`BaseRNN.onnx_bidirectional`: ``xlayers::bidirectional_simple_rnn`` (ONNX's ``RNN``)."""
+        weights = self._both_directions(backward, "kernel", "recurrent_kernel", "bias")
+        relu = is_activation(self.activation, "relu")
+        outputs, h = exported_bidirectional_simple_rnn(inputs, lengths, *initial_state, *weights, relu)
+        return outputs, [h]
+
     @classmethod
     def onnx_translations(cls) -> dict[Any, Callable[..., Any]]:
-        from .recurrent_onnx import simple_rnn_translation  # onnxscript: only when exporting
+        from .recurrent_onnx import (  # onnxscript: only when exporting
+            bidirectional_simple_rnn_translation,
+            simple_rnn_translation,
+        )
 
-        return {torch.ops.xlayers.simple_rnn.default: simple_rnn_translation()}
+        return {
+            torch.ops.xlayers.simple_rnn.default: simple_rnn_translation(),
+            torch.ops.xlayers.bidirectional_simple_rnn.default: bidirectional_simple_rnn_translation(),
+        }
 
     def get_config(self) -> dict[str, Any]:
         return {

@@ -10,6 +10,11 @@ torch-layout weights; the gates go from torch's order to ONNX's as the layer's `
 declares them (``Weight.gate_order``), one ``Gather`` per weight that constant folding
 absorbs into the initializer.
 
+``xlayers::bidirectional_lstm``, ``bidirectional_gru`` and ``bidirectional_simple_rnn`` (a
+`Bidirectional` of two fused layers, :mod:`~xlayers.layers.bidirectional_ops`) become ONE node
+of the same operator with ``direction="bidirectional"``: weights ``[forward, backward]``, the
+same gate reordering per direction.
+
 Imported only while exporting (it needs onnxscript, an optional dependency).
 """
 
@@ -22,7 +27,14 @@ from onnxscript import opset18 as op
 
 from ..layout import Weight
 
-__all__ = ["gru_translation", "lstm_translation", "simple_rnn_translation"]
+__all__ = [
+    "bidirectional_gru_translation",
+    "bidirectional_lstm_translation",
+    "bidirectional_simple_rnn_translation",
+    "gru_translation",
+    "lstm_translation",
+    "simple_rnn_translation",
+]
 
 _INT32 = 6  # onnx.TensorProto.INT32
 
@@ -41,13 +53,30 @@ def _reverse_time(y: Any) -> Any:
     )
 
 
-def _onnx_gates(value: Any, weight: Weight, units: Any, rows: int) -> Any:
-    """torch ``(gates*units, rows)`` (``rows=0``: a vector) -> ONNX ``(1, gates*units[, rows])``."""
+def _onnx_gates(value: Any, weight: Weight, units: Any, rows: int, directions: int = 1) -> Any:
+    """torch ``([directions,] gates*units, rows)`` (``rows=0``: vectors) -> ONNX
+    ``(directions, gates*units[, rows])``."""
     gates = len(weight.gates)
     tail = [rows] if rows else []
-    split = op.Reshape(value, op.Constant(value_ints=[gates, units, *tail]))
-    reordered = op.Gather(split, op.Constant(value_ints=_gather_order(weight)), axis=0)
-    return op.Reshape(reordered, op.Constant(value_ints=[1, gates * units, *tail]))
+    split = op.Reshape(value, op.Constant(value_ints=[directions, gates, units, *tail]))
+    reordered = op.Gather(split, op.Constant(value_ints=_gather_order(weight)), axis=1)
+    return op.Reshape(reordered, op.Constant(value_ints=[directions, gates * units, *tail]))
+
+
+def _with_zero_recurrent_bias(b: Any) -> Any:
+    """ONNX's ``B`` ``(directions, 2*n)`` from one bias ``(directions, n)`` (Keras's): ``[b, 0]``."""
+    return op.Concat(b, op.Mul(b, op.CastLike(0.0, b)), axis=1)
+
+
+def _bidirectional_outputs(lengths: Any, y: Any, *states: tuple[Any, Any]) -> tuple[Any, ...]:
+    """A bidirectional node's ``Y`` ``(time, 2, batch, units)`` as ``(batch, time, 2, units)``, and
+    its final states, each ``(2, batch, units)``: the initial one (of each ``(final, initial)``
+    pair) for a row of length 0."""
+    y = op.Transpose(y, perm=[2, 0, 1, 3])
+    if lengths is None:
+        return y, *(final for final, _ in states)
+    nonempty = op.Unsqueeze(op.Greater(lengths, op.CastLike(0, lengths)), [1])  # (batch, 1) against (2, batch, units)
+    return y, *(op.Where(nonempty, final, initial) for final, initial in states)
 
 
 def _masked_outputs(inputs: Any, lengths: Any, y: Any, h: Any, go_backwards: bool, zero_output_for_mask: bool) -> Any:
@@ -124,7 +153,7 @@ def lstm_translation(layout: Sequence[Weight]) -> Callable[..., Any]:
         b = None  # no bias: ONNX's LSTM takes B as zeros
         if bias is not None:
             b = _onnx_gates(bias, bias_weight, units, 0)
-            b = op.Concat(b, op.Mul(b, op.CastLike(0.0, b)), axis=1)  # Keras has one bias: b_ih, and b_hh = 0
+            b = _with_zero_recurrent_bias(b)  # Keras has one bias: b_ih, and b_hh = 0
         sequence_lens = None if lengths is None else op.Cast(lengths, to=_INT32)
         y, y_h, y_c = op.LSTM(  # time-major: onnxruntime has no batch-first (layout=1) LSTM
             op.Transpose(inputs, perm=[1, 0, 2]), w, r, b, sequence_lens, op.Unsqueeze(h0, [0]), op.Unsqueeze(c0, [0]),
@@ -154,7 +183,7 @@ def simple_rnn_translation() -> Callable[..., Any]:
         r = op.Unsqueeze(weight_hh, [0])
         b = None
         if bias is not None:
-            b = op.Unsqueeze(op.Concat(bias, op.Mul(bias, op.CastLike(0.0, bias)), axis=0), [0])
+            b = _with_zero_recurrent_bias(op.Unsqueeze(bias, [0]))
         sequence_lens = None if lengths is None else op.Cast(lengths, to=_INT32)
         y, y_h = op.RNN(
             op.Transpose(inputs, perm=[1, 0, 2]), w, r, b, sequence_lens, op.Unsqueeze(h0, [0]),
@@ -170,3 +199,71 @@ def simple_rnn_translation() -> Callable[..., Any]:
         return _masked_outputs(inputs, lengths, y, h, go_backwards, zero_output_for_mask), h
 
     return xlayers_simple_rnn
+
+
+# -- both directions in one node (xlayers.layers.bidirectional_ops: its conventions are ONNX's) ----------
+
+
+def bidirectional_lstm_translation(layout: Sequence[Weight]) -> Callable[..., Any]:
+    """The translation of ``xlayers::bidirectional_lstm`` for an LSTM declaring ``layout``."""
+    declared = {weight.name: weight for weight in layout}
+    kernel, recurrent_kernel, bias_weight = declared["kernel"], declared["recurrent_kernel"], declared["bias"]
+
+    def xlayers_bidirectional_lstm(inputs, lengths, h0, c0, weight_ih, weight_hh, bias):
+        """``xlayers::bidirectional_lstm`` as one ONNX ``LSTM`` with ``direction="bidirectional"``."""
+        units = weight_hh.shape[2]
+        w = _onnx_gates(weight_ih, kernel, units, weight_ih.shape[2], 2)
+        r = _onnx_gates(weight_hh, recurrent_kernel, units, units, 2)
+        b = None if bias is None else _with_zero_recurrent_bias(_onnx_gates(bias, bias_weight, units, 0, 2))
+        sequence_lens = None if lengths is None else op.Cast(lengths, to=_INT32)
+        y, y_h, y_c = op.LSTM(
+            op.Transpose(inputs, perm=[1, 0, 2]), w, r, b, sequence_lens, h0, c0, hidden_size=units,
+            direction="bidirectional",
+        )
+        return _bidirectional_outputs(lengths, y, (y_h, h0), (y_c, c0))
+
+    return xlayers_bidirectional_lstm
+
+
+def bidirectional_gru_translation(layout: Sequence[Weight]) -> Callable[..., Any]:
+    """The translation of ``xlayers::bidirectional_gru`` for a GRU declaring ``layout`` (the bias
+    rows reorder as the kernel's gates)."""
+    declared = {weight.name: weight for weight in layout}
+    kernel, recurrent_kernel = declared["kernel"], declared["recurrent_kernel"]
+
+    def xlayers_bidirectional_gru(inputs, lengths, h0, weight_ih, weight_hh, bias_ih, bias_hh):
+        """``xlayers::bidirectional_gru`` as one ONNX ``GRU`` (``linear_before_reset=1``) with
+        ``direction="bidirectional"``."""
+        units = weight_hh.shape[2]
+        w = _onnx_gates(weight_ih, kernel, units, weight_ih.shape[2], 2)
+        r = _onnx_gates(weight_hh, recurrent_kernel, units, units, 2)
+        b = None
+        if bias_ih is not None:
+            b_ih = _onnx_gates(bias_ih, kernel, units, 0, 2)
+            b = _with_zero_recurrent_bias(b_ih) if bias_hh is None else op.Concat(
+                b_ih, _onnx_gates(bias_hh, kernel, units, 0, 2), axis=1)
+        sequence_lens = None if lengths is None else op.Cast(lengths, to=_INT32)
+        y, y_h = op.GRU(
+            op.Transpose(inputs, perm=[1, 0, 2]), w, r, b, sequence_lens, h0, hidden_size=units,
+            direction="bidirectional", linear_before_reset=1,
+        )
+        return _bidirectional_outputs(lengths, y, (y_h, h0))
+
+    return xlayers_bidirectional_gru
+
+
+def bidirectional_simple_rnn_translation() -> Callable[..., Any]:
+    """The translation of ``xlayers::bidirectional_simple_rnn`` (ungated weights: no reordering)."""
+
+    def xlayers_bidirectional_simple_rnn(inputs, lengths, h0, weight_ih, weight_hh, bias, relu=False):
+        """``xlayers::bidirectional_simple_rnn`` as one ONNX ``RNN`` with ``direction="bidirectional"``."""
+        units = weight_hh.shape[2]
+        b = None if bias is None else _with_zero_recurrent_bias(bias)
+        sequence_lens = None if lengths is None else op.Cast(lengths, to=_INT32)
+        y, y_h = op.RNN(
+            op.Transpose(inputs, perm=[1, 0, 2]), weight_ih, weight_hh, b, sequence_lens, h0, hidden_size=units,
+            direction="bidirectional", activations=["Relu" if relu else "Tanh"] * 2,
+        )
+        return _bidirectional_outputs(lengths, y, (y_h, h0))
+
+    return xlayers_bidirectional_simple_rnn

@@ -20,6 +20,7 @@ import torch
 
 from ..errors import ArgumentError, ArgumentTypeError, InputShapeError, WeightDtypeError, WeightShapeError
 from ..layer import InputSpec, Layer, Shape, dtype_name, get_layer_class, map_structure
+from .bidirectional_ops import fused_bidirectional
 from .recurrent import GRU, LSTM, SimpleRNN
 from .recurrent_ops import fused_lstm_supported, is_activation
 
@@ -109,8 +110,13 @@ class Bidirectional(Wrapper):
     ``bidirectional=True`` (``aten::lstm``/``gru``/``rnn_*``: its second direction reads the
     reversed sequence and writes back in input order, which is Keras's flipped backward output;
     ``last_path == "bidirectional"``). Anything else runs the two layers, each on its own path
-    (``last_path`` gives both: ``"fused"``, ``"loop"``, ``"fused+loop"``). An ONNX export has
-    one recurrent node per direction.
+    (``last_path`` gives both: ``"fused"``, ``"loop"``, ``"fused+loop"``).
+
+    An ONNX export of two such layers (a mask taken as right-padded, as every recurrent export
+    takes it) is ONE recurrent node with ``direction="bidirectional"`` (the forward layer's
+    ``onnx_bidirectional`` op: weights ``[forward, backward]``, the mask's lengths as
+    ``sequence_lens``), followed by the merge and the states in Keras's order; two layers that
+    differ export as one node per direction.
 
     Args:
         layer: a recurrent layer (`LSTM`, `GRU`, `SimpleRNN`, `RNN`, or any layer with
@@ -303,37 +309,35 @@ class Bidirectional(Wrapper):
         if self._takes_training:
             kwargs["training"] = training
         self._last_fused = False
-        if self._fusable(inputs, mask, training):
-            y, y_rev, states = self._fused(inputs, forward_state, backward_state)
-            outputs = self._merge(y, y_rev)
+        one_call = None
+        if self._fusable(inputs, mask, training) or self._exports_as_one(inputs, training):
+            one_call = self._one_call(inputs, mask, forward_state, backward_state)
+        if one_call is not None:
+            pair, states = one_call
+            outputs = self._merge(*pair.unbind(-2))
+        else:
+            y, y_rev = self._directions(inputs, forward_state, backward_state, kwargs)
+            states = []
             if self.return_state:
-                return [*outputs, *states] if self.merge_mode is None else [outputs, *states]
-            return outputs
-        y, y_rev = self._directions(inputs, forward_state, backward_state, kwargs)
-        states: list[torch.Tensor] = []
-        if self.return_state:
-            states = self._states(list(y[1:]), list(y_rev[1:]))
-            y, y_rev = y[0], y_rev[0]
-        if self._compute_dtype is not None:  # a mixed policy: outputs in its half type, as Keras casts them
-            y, y_rev = y.to(self._compute_dtype), y_rev.to(self._compute_dtype)
-        if self.return_sequences:
-            y_rev = self._to_input_order(y_rev)
-        outputs = self._merge(y, y_rev)
+                states = self._states(list(y[1:]), list(y_rev[1:]))
+                y, y_rev = y[0], y_rev[0]
+            if self._compute_dtype is not None:  # a mixed policy: outputs in its half type, as Keras casts them
+                y, y_rev = y.to(self._compute_dtype), y_rev.to(self._compute_dtype)
+            if self.return_sequences:
+                y_rev = self._to_input_order(y_rev)
+            outputs = self._merge(y, y_rev)
         if self.return_state:
             return [*outputs, *states] if self.merge_mode is None else [outputs, *states]
         return outputs
 
     # -- one fused call for both directions ---------------------------------------------------
 
-    def _fusable(self, inputs: torch.Tensor, mask: Any, training: bool | None) -> bool:
-        """Whether this call runs as one bidirectional call of torch's fused kernel: two LSTMs, GRUs or
-        SimpleRNNs of one configuration, each on its fused kernel, forward then backward; no mask, no
-        dropout drawn, no carried states, no mixed policy or activity regularizer, eager (an export keeps
-        one op per direction, which ONNX translates)."""
+    def _one_call_ok(self, inputs: torch.Tensor, training: bool | None) -> bool:
+        """Whether both directions can run as one bidirectional call of torch's fused kernel: two LSTMs,
+        GRUs or SimpleRNNs of one configuration, each on its fused kernel, forward then backward; no
+        dropout drawn, no carried states, no mixed policy or activity regularizer."""
         forward, backward = self.forward_layer, self.backward_layer
-        if not self._one_configuration or mask is not None or self.stateful:
-            return False
-        if torch.compiler.is_compiling() or torch.compiler.is_exporting():
+        if not self._one_configuration or self.stateful:
             return False
         if forward.go_backwards or not backward.go_backwards or not forward.fused_ok or not backward.fused_ok:
             return False
@@ -346,33 +350,52 @@ class Bidirectional(Wrapper):
         return (inputs.is_floating_point() and weight is not None and inputs.device == weight.device
                 and fused_lstm_supported(weight.dtype, inputs.device))
 
-    def _fused(self, inputs: torch.Tensor, forward_state: list[Any] | None,
-               backward_state: list[Any] | None) -> tuple[torch.Tensor, torch.Tensor, list[torch.Tensor]]:
-        """``(y, y_rev, states)``, ``y_rev`` already in input order: torch's bidirectional kernel reads the
-        reversed sequence for its second direction and writes its outputs back in input order."""
+    def _fusable(self, inputs: torch.Tensor, mask: Any, training: bool | None) -> bool:
+        """Whether this eager call runs as one bidirectional kernel call: :meth:`_one_call_ok`, without a mask."""
+        if mask is not None or torch.compiler.is_compiling() or torch.compiler.is_exporting():
+            return False
+        return self._one_call_ok(inputs, training)
+
+    def _exports_as_one(self, inputs: torch.Tensor, training: bool | None) -> bool:
+        """Whether this call, under export, becomes one op for both directions, which ONNX writes as one
+        recurrent node with ``direction="bidirectional"`` (the forward layer's ``onnx_bidirectional``):
+        :meth:`_one_call_ok`; a mask is taken as right-padded, as every recurrent export takes it."""
+        return torch.compiler.is_exporting() and self._one_call_ok(inputs, training)
+
+    def _one_call(self, inputs: torch.Tensor, mask: Any, forward_state: list[Any] | None,
+                  backward_state: list[Any] | None) -> tuple[torch.Tensor, list[torch.Tensor]] | None:
+        """``(pair, states)`` from one call for both directions: ``pair`` ``(batch[, time], 2, units)``,
+        each direction's output as Keras's ``Bidirectional`` merges it (the backward sequence in input
+        order), ``states`` as ``return_state`` gives them. Eager: torch's bidirectional kernel; under
+        export, the forward layer's ``onnx_bidirectional`` op (a mask becomes its lengths; ``None`` when
+        the layer has none: the two directions then run apart)."""
         forward, backward = self.forward_layer, self.backward_layer
         x = inputs.to(forward.dtype)
         initial = []
         for layer, given in ((forward, forward_state), (backward, backward_state)):
             states = layer._initial_states(x, given)
             initial.append(states if states is not None else [x.new_zeros(s) for s in layer.state_shapes(x.shape[0])])
-        params = [*_torch_params(forward), *_torch_params(backward)]
-        has_biases = forward.use_bias
-        train = torch.is_grad_enabled() and any(t.requires_grad for t in (x, *params, *initial[0], *initial[1]))
-        hx = [torch.stack([f, b]) for f, b in zip(*initial)]
-        kernel = _FUSED_KERNELS[type(forward)]
-        if type(forward).__name__ == "SimpleRNN" and is_activation(forward.activation, "relu"):
-            kernel = torch.rnn_relu
-        out, *final = kernel(x, hx[0] if len(hx) == 1 else tuple(hx), params, has_biases, 1, 0.0, train, True, True)
-        units = out.shape[-1] // 2
-        if self.return_sequences:
-            y, y_rev = out[..., :units], out[..., units:]
+        stacked = [torch.stack(pair) for pair in zip(*initial)]  # each (2, batch, units): forward, backward
+        lengths = None if mask is None else torch.as_tensor(mask, device=x.device).sum(dim=1)
+        if torch.compiler.is_exporting():
+            exported = forward.onnx_bidirectional(backward, x, lengths, stacked)
+            if exported is None:
+                return None
+            pair, final = exported
         else:
-            y, y_rev = out[:, -1, :units], out[:, 0, units:]
+            kernel = _FUSED_KERNELS[type(forward)]
+            if type(forward).__name__ == "SimpleRNN" and is_activation(forward.activation, "relu"):
+                kernel = torch.rnn_relu
+            pair, final = fused_bidirectional(kernel, x, stacked, [*_torch_params(forward), *_torch_params(backward)],
+                                              forward.use_bias)
+        if not self.return_sequences:  # each direction's last output is its final h (zero for an empty row)
+            pair = final[0].transpose(0, 1)
+            if lengths is not None:
+                pair = torch.where((lengths > 0)[:, None, None], pair, pair.new_zeros(()))
         for layer in (forward, backward):
             layer.last_path, layer.last_dropout_masks = "fused", (None, None)
         self._last_fused = True
-        return y, y_rev, self._states([state[0] for state in final], [state[1] for state in final])
+        return pair, self._states([state[0] for state in final], [state[1] for state in final])
 
     def _directions(self, inputs: torch.Tensor, forward_state: list[Any] | None, backward_state: list[Any] | None,
                     kwargs: dict[str, Any]) -> tuple[Any, Any]:
