@@ -106,6 +106,51 @@ def test_gru_fused_path_is_one_aten_gru_call():
         assert layer.last_path == "fused"
 
 
+@pytest.mark.parametrize("use_bias", [True, False])
+@pytest.mark.parametrize("go_backwards", [False, True])
+def test_gru_fused_backward_equals_autograd_through_aten_gru(use_bias, go_backwards):
+    """The fused path's own backward (the recurrence's gradient, then one matmul per weight)
+    gives what autograd through ``aten::gru`` gives, for every input, with an upstream gradient
+    on the sequence and on the state; float64 so that only the formula can differ."""
+    from xlayers.layers.recurrent_ops import gru
+
+    g = torch.Generator().manual_seed(3)
+    n, steps, features, units = 3, 7, 5, 4
+
+    def leaf(*shape):
+        return torch.randn(*shape, generator=g, dtype=torch.float64, requires_grad=True)
+
+    x, h0 = leaf(n, steps, features), leaf(n, units)
+    w_ih, w_hh = leaf(3 * units, features), leaf(3 * units, units)
+    b_ih, b_hh = (leaf(3 * units), leaf(3 * units)) if use_bias else (None, None)
+    ours = gru(x, w_ih, w_hh, b_ih, b_hh, initial_state=h0, go_backwards=go_backwards, fused_ok=True)
+    assert ours[2] == "fused"
+    params = [w_ih, w_hh] + ([b_ih, b_hh] if use_bias else [])
+    out, h = torch.gru(x.flip(1) if go_backwards else x, h0.unsqueeze(0), params, use_bias, 1, 0.0, True, False, True)
+    wrt = [t for t in (x, h0, w_ih, w_hh, b_ih, b_hh) if t is not None]
+    upstream = [torch.randn(out.shape, generator=g, dtype=torch.float64), torch.randn(h[0].shape, generator=g, dtype=torch.float64)]
+    theirs = torch.autograd.grad([out, h[0]], wrt, upstream)
+    for a, b in zip(torch.autograd.grad(ours[:2], wrt, upstream), theirs):
+        torch.testing.assert_close(a, b, rtol=1e-12, atol=1e-12)
+    torch.testing.assert_close(ours[0], out, rtol=1e-12, atol=1e-12)
+
+
+def test_gru_fused_backward_has_one_matmul_per_step():
+    """The backward's loop over time runs one ``addmm`` per step; the weight and input
+    gradients are a fixed number of matmuls over all steps, whatever the length."""
+    layer = GRU(8, return_sequences=True)
+    counts = []
+    for steps in (5, 20):
+        x = torch.randn(4, steps, 6, requires_grad=True)
+        out = layer(x)
+        with torch.profiler.profile() as prof:
+            out.sum().backward()
+        names = [e.name for e in prof.events()]
+        counts.append((names.count("aten::addmm"), sum(n in ("aten::mm", "aten::matmul") for n in names)))
+    (addmm_5, mm_5), (addmm_20, mm_20) = counts
+    assert addmm_20 - addmm_5 == 15 and addmm_5 <= 5 + 2 and mm_5 == mm_20, counts  # + the two gate projections
+
+
 def test_gru_fused_decision():
     assert GRU(3).fused_ok
     assert not GRU(3, reset_after=False).fused_ok

@@ -119,6 +119,14 @@ def test_an_application_ports_and_matches_its_writer(name, writer, size, tmp_pat
         assert "refused" not in entry and entry["layerwise_passed"] and entry["round_trip"] == "exact", (name, writer, fmt, entry)
         assert entry["layers_compared"] > 100
     assert result["output_std"] > 0.05
+    # `xlayers port`'s verification holds each layer to its bound when the end-to-end
+    # difference exceeds one operation's, and says which held
+    from xlayers.port import port
+
+    said: list[str] = []
+    assert port(tmp_path / f"{writer}.keras", tmp_path / "again.keras", print_fn=said.append), said
+    outside = any("OUTSIDE tolerance" in line for line in said)  # end to end, on port's own random batch
+    assert outside == any("layers fed Keras's own inputs: worst at" in line for line in said), said
 
 
 def test_a_changed_weight_breaks_the_round_trip(tmp_path):

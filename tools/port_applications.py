@@ -196,55 +196,19 @@ def round_trip(source: Path, written: Path) -> str:
     return "exact" if not differ else f"{len(differ)}/{len(a)} weights differ, e.g. {differ[0]}"
 
 
-def layer_probe(model: Any, writer: str, x: np.ndarray) -> list[tuple[str, Any, np.ndarray]]:
-    """Each layer of ``model`` (not its inputs, nor nested models) with the inputs and output Keras gives it on ``x``
-    in inference mode: ``[(name, inputs, output)]``."""
-    k = framework(writer)
-    # a nested model's `input` is its own graph's in tf_keras, not its call's: left out
-    layers = [layer for layer in model.layers if type(layer).__name__ != "InputLayer" and not hasattr(layer, "layers")]
-    probe = k.Model(model.inputs, [[layer.input, layer.output] for layer in layers])
-    values = probe(x, training=False)
-    return [(layer.name, [np.array(t) for t in inputs] if isinstance(inputs, (list, tuple)) else np.array(inputs),
-             np.asarray(output)) for layer, (inputs, output) in zip(layers, values)]
-
-
-def layerwise(ported: Any, probes: list[tuple[str, Any, np.ndarray]]) -> tuple[float, str, int]:
-    """Each ported layer fed Keras's own inputs and compared with Keras's output under the
-    policy: the worst share of its bound, that layer's name, and how many layers were compared
-    (Keras 2's ``TFOpLambda`` layers are operation nodes in xlayers, not layers: not counted)."""
-    import torch
-
-    from xlayers.tolerance import compare
-
-    worst, where, count = 0.0, "", 0
-    for name, inputs, output in probes:
-        try:
-            layer = ported.get_layer(name)
-        except (ValueError, KeyError):
-            continue
-        feed = [torch.from_numpy(a) for a in inputs] if isinstance(inputs, list) else torch.from_numpy(inputs)
-        with torch.no_grad():
-            ours = layer(feed).numpy()
-        comparison = compare(ours, output, "float32", "cpu")
-        count += 1
-        if comparison.bound_fraction >= worst:
-            worst, where = comparison.bound_fraction, name
-    return worst, where, count
-
-
 def check(model: Any, writer: str, formats: tuple[str, ...], folder: Path) -> dict[str, Any]:
     """One Keras model (built by ``writer``, weights set): its files ported, compared and
     round-tripped."""
     import torch
 
-    from xlayers.port import port
+    from xlayers.port import layer_probe, layerwise, port
     from xlayers.saving import from_keras
     from xlayers.tolerance import compare
 
     started = time.perf_counter()
     x = batch(model)
     expected = np.asarray(model(x, training=False))
-    probes = layer_probe(model, writer, x)
+    probes = layer_probe(framework(writer), model, x)
     result: dict[str, Any] = {"model": model.name, "writer": writer, "parameters": int(model.count_params()),
                               "input": list(x.shape), "output_max_abs": float(np.abs(expected).max()),
                               "output_std": float(expected.std()), "files": {}}

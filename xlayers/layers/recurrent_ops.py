@@ -74,6 +74,7 @@ Under ``torch.export`` the fused path is one custom op, ``xlayers::lstm``
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
+from typing import Any
 
 import torch
 import torch.nn.functional as F
@@ -792,7 +793,12 @@ def _fused_one_state(
             x = x.flip(1)
         # Time-major: torch's native kernels project a batch-first input through its transposed
         # view, several times slower than one contiguous copy and a plain matmul.
-        out, h = kernel(x.transpose(0, 1).contiguous(), h0.unsqueeze(0), params, has_biases, 1, 0.0, train, False, False)
+        x = x.transpose(0, 1).contiguous()
+        if train and kernel is torch.gru and _sequence_backward_ok(x):
+            biases = params[2:] if has_biases else [weight_ih.new_zeros(weight_ih.shape[0])] * 2
+            out, h = _GRUSequence.apply(x, h0, weight_ih, weight_hh, *biases)
+            return out.transpose(0, 1), h
+        out, h = kernel(x, h0.unsqueeze(0), params, has_biases, 1, 0.0, train, False, False)
         return out.transpose(0, 1), h[0]
     t_len = x.shape[1]
     steps = torch.arange(t_len, device=x.device)
@@ -821,6 +827,76 @@ def _fused_one_state(
         fill = out.new_zeros(()) if zero_output_for_mask else torch.where(empty, h.new_zeros(()), h).unsqueeze(1)
         out = torch.where(valid.unsqueeze(2), out, fill)
     return out, h
+
+
+def _sequence_backward_ok(x: Tensor) -> bool:
+    """Whether :class:`_GRUSequence` runs: eager (a compiled graph differentiates torch's own
+    decomposition), on CPU (cuDNN's GRU has its own fused backward), float32 or float64."""
+    return (
+        x.device.type == "cpu"
+        and x.dtype in (torch.float32, torch.float64)
+        and not torch.compiler.is_compiling()
+        and not torch.compiler.is_exporting()
+    )
+
+
+class _GRUSequence(torch.autograd.Function):
+    """torch's fused CPU GRU (``reset_after``, tanh/sigmoid, whole sequences), time-major, with a
+    backward written for the recurrence. Autograd through ``aten::gru`` on CPU replays a dozen
+    pointwise nodes and two matmuls per step; here the gates of every step are recomputed at once
+    from the saved outputs, the loop over time runs one matmul and five pointwise kernels per step,
+    and the weight and input gradients are single matmuls over all steps.
+
+    ``forward(x (T, N, F), h0 (N, U), weight_ih (3U, F), weight_hh (3U, U), bias_ih, bias_hh)``,
+    gates r, z, n; returns ``(outputs (T, N, U), h (N, U))``.
+    """
+
+    @staticmethod
+    def forward(ctx: Any, x: Tensor, h0: Tensor, weight_ih: Tensor, weight_hh: Tensor, bias_ih: Tensor,
+                bias_hh: Tensor) -> tuple[Tensor, Tensor]:
+        out, h = torch.gru(x, h0.unsqueeze(0), [weight_ih, weight_hh, bias_ih, bias_hh], True, 1, 0.0, False, False, False)
+        ctx.save_for_backward(x, h0, weight_ih, weight_hh, bias_ih, bias_hh, out)
+        return out, h[0]
+
+    @staticmethod
+    @torch.autograd.function.once_differentiable
+    def backward(ctx: Any, grad_out: Tensor | None, grad_h: Tensor | None) -> tuple[Tensor | None, ...]:
+        x, h0, weight_ih, weight_hh, bias_ih, bias_hh, out = ctx.saved_tensors
+        t_len, n, units = out.shape
+        h_prev = torch.cat([h0.unsqueeze(0), out[:-1]])
+        gi = F.linear(x, weight_ih, bias_ih)
+        gh = F.linear(h_prev, weight_hh, bias_hh)
+        gi_r, gi_z, gi_n = gi.split(units, dim=2)
+        gh_r, gh_z, gh_n = gh.split(units, dim=2)
+        r = torch.sigmoid(gi_r + gh_r)
+        z = torch.sigmoid(gi_z + gh_z)
+        new = torch.tanh(torch.addcmul(gi_n, r, gh_n))
+        # h_t = (1 - z) n + z h_{t-1}: what dh_t becomes at each gate's pre-activation
+        to_n = (1 - z) * (1 - new * new)
+        to_z = (h_prev - new) * z * (1 - z)
+        to_r = gh_n * r * (1 - r)
+        grad_gh = out.new_empty(t_len, n, 3 * units)  # the recurrent pre-activations' gradients, r z n
+        grad_gi_n = out.new_empty(t_len, n, units)
+        dh = grad_h if grad_h is not None else out.new_zeros(n, units)
+        for t in range(t_len - 1, -1, -1):
+            if grad_out is not None:
+                dh = dh + grad_out[t]
+            da_n = torch.mul(dh, to_n[t], out=grad_gi_n[t])
+            torch.mul(da_n, to_r[t], out=grad_gh[t, :, :units])
+            torch.mul(dh, to_z[t], out=grad_gh[t, :, units : 2 * units])
+            torch.mul(da_n, r[t], out=grad_gh[t, :, 2 * units :])
+            dh = torch.addmm(dh * z[t], grad_gh[t], weight_hh)
+        grad_gi = torch.cat([grad_gh[..., : 2 * units], grad_gi_n], dim=2)
+        flat_gi, flat_gh = grad_gi.reshape(-1, 3 * units), grad_gh.reshape(-1, 3 * units)
+        needs = ctx.needs_input_grad
+        return (
+            grad_gi @ weight_ih if needs[0] else None,
+            dh if needs[1] else None,
+            flat_gi.t() @ x.reshape(-1, x.shape[2]) if needs[2] else None,
+            flat_gh.t() @ h_prev.reshape(-1, units) if needs[3] else None,
+            flat_gi.sum(0) if needs[4] else None,
+            flat_gh.sum(0) if needs[5] else None,
+        )
 
 
 def _gru_loop(
