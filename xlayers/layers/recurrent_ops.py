@@ -844,7 +844,7 @@ class _GRUSequence(torch.autograd.Function):
     """torch's fused CPU GRU (``reset_after``, tanh/sigmoid, whole sequences), time-major, with a
     backward written for the recurrence. Autograd through ``aten::gru`` on CPU replays a dozen
     pointwise nodes and two matmuls per step; here the gates of every step are recomputed at once
-    from the saved outputs, the loop over time runs one matmul and five pointwise kernels per step,
+    from the saved outputs, the loop over time runs one matmul and three pointwise kernels per step,
     and the weight and input gradients are single matmuls over all steps.
 
     ``forward(x (T, N, F), h0 (N, U), weight_ih (3U, F), weight_hh (3U, U), bias_ih, bias_hh)``,
@@ -871,23 +871,20 @@ class _GRUSequence(torch.autograd.Function):
         r = torch.sigmoid(gi_r + gh_r)
         z = torch.sigmoid(gi_z + gh_z)
         new = torch.tanh(torch.addcmul(gi_n, r, gh_n))
-        # h_t = (1 - z) n + z h_{t-1}: what dh_t becomes at each gate's pre-activation
+        # h_t = (1 - z) n + z h_{t-1}: what dh_t becomes at each pre-activation, slots r, z, the
+        # recurrent part of n (reset applied), then n itself (its input part)
         to_n = (1 - z) * (1 - new * new)
-        to_z = (h_prev - new) * z * (1 - z)
-        to_r = gh_n * r * (1 - r)
-        grad_gh = out.new_empty(t_len, n, 3 * units)  # the recurrent pre-activations' gradients, r z n
-        grad_gi_n = out.new_empty(t_len, n, units)
+        factors = torch.stack([to_n * gh_n * r * (1 - r), (h_prev - new) * z * (1 - z), to_n * r, to_n], dim=2)
+        grads = torch.empty_like(factors)  # (T, N, 4, U): per step, dh_t times its factors
         dh = grad_h if grad_h is not None else out.new_zeros(n, units)
         for t in range(t_len - 1, -1, -1):
             if grad_out is not None:
                 dh = dh + grad_out[t]
-            da_n = torch.mul(dh, to_n[t], out=grad_gi_n[t])
-            torch.mul(da_n, to_r[t], out=grad_gh[t, :, :units])
-            torch.mul(dh, to_z[t], out=grad_gh[t, :, units : 2 * units])
-            torch.mul(da_n, r[t], out=grad_gh[t, :, 2 * units :])
-            dh = torch.addmm(dh * z[t], grad_gh[t], weight_hh)
-        grad_gi = torch.cat([grad_gh[..., : 2 * units], grad_gi_n], dim=2)
-        flat_gi, flat_gh = grad_gi.reshape(-1, 3 * units), grad_gh.reshape(-1, 3 * units)
+            torch.mul(dh.unsqueeze(1), factors[t], out=grads[t])
+            dh = torch.addmm(dh * z[t], grads[t].view(n, 4 * units)[:, : 3 * units], weight_hh)
+        flat_gh = grads[:, :, :3].reshape(-1, 3 * units)
+        flat_gi = torch.cat([grads[:, :, :2], grads[:, :, 3:]], dim=2).reshape(-1, 3 * units)
+        grad_gi = flat_gi.view(t_len, n, 3 * units)
         needs = ctx.needs_input_grad
         return (
             grad_gi @ weight_ih if needs[0] else None,
