@@ -80,7 +80,7 @@ def load_weights_h5(model: Layer, h5: Any) -> None:
     weight; a missing or extra variable, or a shape that differs, raises before anything changes."""
     files = h5 if isinstance(h5, (list, tuple)) else [h5]
     plan: list[tuple[torch.Tensor, Any]] = []
-    groups = weight_groups(model)
+    groups = {_stored_group(files, group): entries for group, entries in weight_groups(model).items()}
     for group, entries in groups.items():
         stored = {key: node[key] for node in (f.get(_vars(group)) for f in files) if node is not None for key in node}
         if len(stored) != len(entries):
@@ -117,6 +117,16 @@ def _read_dataset(dataset: Any) -> np.ndarray:
         bits = np.asarray(dataset[()]).view(np.uint16).astype(np.uint32) << 16
         return bits.view(np.float32)
     return np.asarray(dataset[()])
+
+
+def _stored_group(files: list[Any], group: str) -> str:
+    """``group``'s path in the files: Keras 3's, or the one tf_keras's ``.keras`` files write
+    for a sub-layer kept under a private attribute (``multi_head_attention/_query_dense``)."""
+    if group.count("/") < 2 or any(_vars(group) in f for f in files):
+        return group
+    head, _, tail = group.rpartition("/")
+    private = f"{head}/_{tail}"
+    return private if any(_vars(private) in f for f in files) else group
 
 
 def _extra_groups(h5: Any, known: set[str]) -> list[str]:
