@@ -10,7 +10,6 @@ gap note to be removed.
 
 from __future__ import annotations
 
-import gc
 import sys
 
 import pytest
@@ -50,9 +49,8 @@ def test_registry_is_well_formed() -> None:
 # plant's block ends (even by an exception) all of it must be back. Names that begin with two
 # underscores are left out: a plant patches none, and torch.compile installs its compiled and resume
 # functions as such globals (``__compiled_fn_3``, ``__resume_at_20_1``), which a garbage collection
-# at any moment may remove again.
+# may remove again at any moment.
 def _snapshot() -> dict[tuple[str, ...], object]:
-    gc.collect()
     state: dict[tuple[str, ...], object] = {}
 
     def record(key: tuple[str, ...], value: object) -> None:
