@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import importlib
 import json
 import os
 import sys
@@ -26,6 +27,7 @@ import time
 import zipfile
 from collections import Counter
 from collections.abc import Callable
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -35,9 +37,10 @@ import torch
 from .checkpoints import reporting
 from .errors import ArgumentError
 from .layer import Layer, _leaves
-from .tolerance import compare
+from .tolerance import Comparison, NoiseComparison, compare, compare_with_noise
 
-__all__ = ["ProgressBar", "add_arguments", "layer_probe", "layerwise", "port", "random_batch", "run", "skipped"]
+__all__ = ["ProgressBar", "Verification", "add_arguments", "keras_float64", "layer_probe", "layerwise", "port", "random_batch",
+           "run", "skipped", "verify_against_keras"]
 
 OUTPUTS = (".keras", ".safetensors", ".weights.h5", ".onnx")
 LARGE = 64 * 2**20  # bytes of weights from which the progress bar is drawn even when stderr is not a terminal
@@ -155,29 +158,116 @@ def _verify_with_keras(source: Path, model: Layer, inputs: list[torch.Tensor], s
         say(f"verify: {error.name} is not installed; the ported model was not compared with Keras")
         return None
     twin = keras.saving.load_model(source, compile=False)
-    feed = [t.numpy() for t in inputs]
-    theirs = twin(feed if len(feed) > 1 else feed[0])
-    theirs_list = [np.asarray(theirs[k]) for k in theirs] if isinstance(theirs, dict) else [np.asarray(t) for t in _leaves(theirs)]
+    verification = verify_against_keras(model, keras, twin, [t.numpy() for t in inputs])
+    for line in verification.lines():
+        say(f"verify: {line}")
+    return verification.passed
+
+
+@dataclass
+class Verification:
+    """A ported model against the Keras model it came from, on one batch.
+
+    Each output is first held to one operation's bound (``end_to_end``). Where that fails, as
+    float32 rounding compounds over a deep network, it is held to Keras's own rounding instead
+    (``noise``: `xlayers.tolerance.compare_with_noise` against Keras run in float64 on the same
+    weights). ``layers`` (each layer fed Keras's own inputs to it, from :func:`layerwise`) locates a
+    failure, and decides alone where Keras cannot run the model in float64 (``note`` says why)."""
+
+    end_to_end: list[Comparison]
+    noise: list[NoiseComparison] = field(default_factory=list)
+    layers: tuple[float, str, int] | None = None
+    note: str = ""
+    outputs: tuple[int, int] = (0, 0)  # how many outputs xlayers and Keras gave
+
+    @property
+    def passed(self) -> bool:
+        if self.outputs[0] != self.outputs[1]:
+            return False
+        if all(c.passed for c in self.end_to_end):
+            return True
+        if self.noise:
+            return all(c.passed for c in self.noise)
+        return self.layers is not None and self.layers[2] > 0 and self.layers[0] <= 1.0
+
+    def lines(self) -> list[str]:
+        found = []
+        if self.outputs[0] != self.outputs[1]:
+            found.append(f"xlayers gives {self.outputs[0]} outputs, Keras {self.outputs[1]}")
+        for index, c in enumerate(self.end_to_end):
+            found.append(f"output {index} against Keras: max abs error {c.max_abs_error:.3g}, max rel error "
+                         f"{c.max_rel_error:.3g} ({'within tolerance' if c.passed else 'OUTSIDE the bound of one operation'}, "
+                         f"worst element at {c.bound_fraction:.0%} of its bound)")
+        for index, c in enumerate(self.noise):
+            found.append(c.describe(f"output {index} against Keras in float64") + (": within Keras's own rounding"
+                         if c.passed else ": OUTSIDE tolerance"))
+        if self.note:
+            found.append(self.note)
+        if self.layers is not None:
+            worst, where, count = self.layers
+            found.append(f"each of {count} layers fed Keras's own inputs: worst at {worst:.0%} of its bound (layer `{where}`)")
+        return found
+
+
+def verify_against_keras(model: Layer, keras: Any, twin: Any, feed: list[np.ndarray], *, always: bool = False) -> Verification:
+    """Compare ``model`` (xlayers) with ``twin`` (the Keras model it was ported from) on ``feed``
+    (one array per input), as `Verification` describes; ``always`` computes every measure even
+    where one operation's bound holds."""
     with torch.no_grad():
-        ours = _outputs(model(inputs if len(inputs) > 1 else inputs[0]))
-    passed = True
-    for index, (a, b) in enumerate(zip(ours, theirs_list)):
-        result = compare(a, b, "float32", "cpu")
-        passed &= result.passed
-        say(f"verify: output {index} against Keras: max abs error {result.max_abs_error:.3g}, max rel error "
-            f"{result.max_rel_error:.3g} ({'within tolerance' if result.passed else 'OUTSIDE tolerance'}, worst element at "
-            f"{result.bound_fraction:.0%} of its bound)")
-    if len(ours) != len(theirs_list):
-        say(f"verify: xlayers gives {len(ours)} outputs, Keras {len(theirs_list)}")
-        return False
-    if not passed and getattr(twin, "layers", None):
-        # One operation's bound does not hold across a deep network, where rounding compounds:
-        # then each layer, fed Keras's own inputs to it, is held to its bound instead.
-        worst, where, count = layerwise(model, layer_probe(keras, twin, feed if len(feed) > 1 else feed[0]))
-        passed = count > 0 and worst <= 1.0
-        say(f"verify: each of {count} layers fed Keras's own inputs: worst at {worst:.0%} of its bound (layer "
-            f"`{where}`): {'within tolerance; the end-to-end difference is rounding compounded over the layers' if passed else 'OUTSIDE tolerance'}")
-    return passed
+        ours = _outputs(model([torch.from_numpy(a) for a in feed] if len(feed) > 1 else torch.from_numpy(feed[0])))
+    theirs = _keras_outputs(twin(feed if len(feed) > 1 else feed[0]))
+    verification = Verification([compare(a, b, "float32", "cpu") for a, b in zip(ours, theirs)],
+                                outputs=(len(ours), len(theirs)))
+    if not always and verification.passed:
+        return verification
+    try:
+        twin64 = keras_float64(twin)
+        feed64 = [a.astype(np.float64) if a.dtype.kind == "f" else a for a in feed]
+        exact = _keras_outputs(twin64(feed64 if len(feed64) > 1 else feed64[0]))
+        verification.noise = [compare_with_noise(a, b, e) for a, b, e in zip(ours, theirs, exact)]
+    except Exception as error:  # noqa: BLE001 (a layer Keras cannot build or run in float64)
+        verification.note = f"Keras could not run the model in float64 ({type(error).__name__}: {str(error)[:200]}): each layer decides"
+    if always or not verification.noise or not verification.passed:
+        if getattr(twin, "layers", None):
+            verification.layers = layerwise(model, layer_probe(keras, twin, feed if len(feed) > 1 else feed[0]))
+    return verification
+
+
+def _keras_outputs(result: Any) -> list[np.ndarray]:
+    return [np.asarray(result[k]) for k in result] if isinstance(result, dict) else [np.asarray(t) for t in _leaves(result)]
+
+
+def _float64_dtype(dtype: Any) -> Any:
+    """A config's ``dtype`` entry (a name, or a policy as a dict) with floats made float64."""
+    floats = ("float16", "bfloat16", "float32", "float64", "mixed_float16", "mixed_bfloat16")
+    if isinstance(dtype, str):
+        return "float64" if dtype in floats else dtype
+    if isinstance(dtype, dict) and isinstance(dtype.get("config"), dict) and dtype["config"].get("name") in floats:
+        return {**dtype, "config": {**dtype["config"], "name": "float64"}}
+    return dtype
+
+
+def _float64_config(value: Any) -> Any:
+    if isinstance(value, dict):
+        return {k: _float64_dtype(v) if k == "dtype" else _float64_config(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_float64_config(v) for v in value]
+    return value
+
+
+def keras_float64(twin: Any) -> Any:
+    """The Keras model ``twin`` rebuilt from its config in float64, its weights cast: the exact
+    result `compare_with_noise` measures both frameworks' float32 rounding against."""
+    keras = importlib.import_module(type(twin).__module__.split(".")[0])  # keras or tf_keras
+    classes = {type(layer).__name__: type(layer) for layer in twin._flatten_layers()  # private ones (LayerScale)
+               if getattr(keras.layers, type(layer).__name__, None) is not type(layer)}
+    twin64 = type(twin).from_config(_float64_config(twin.get_config()), custom_objects=classes)
+    twin64.set_weights([w.astype(np.float64) if w.dtype.kind == "f" else w for w in map(np.asarray, twin.get_weights())])
+    for layer in twin64._flatten_layers():
+        finalize = getattr(layer, "finalize_state", None)  # Normalization reads set weights only here
+        if callable(finalize):
+            finalize()
+    return twin64
 
 
 def layer_probe(keras: Any, twin: Any, inputs: Any) -> list[tuple[str, Any, np.ndarray]]:
