@@ -244,3 +244,55 @@ def test_sharded_safetensors_appear_all_or_none(tmp_path, monkeypatch):
     with pytest.raises(OSError, match="disk full"):
         model.save_weights(tmp_path / "model.safetensors", max_shard_size=400)
     assert len(before) > 2 and {p.name: p.read_bytes() for p in tmp_path.iterdir()} == before  # the old set, whole
+
+
+@pytest.mark.parametrize("kernel_copies", [True, False], ids=["copy_file_range", "through-user-space"])
+def test_file_backed_weights_are_copied_file_to_file_and_read_on_leaving(tmp_path, monkeypatch, kernel_copies):
+    """Within `file_backed_weights`, weights loaded from an HDF5 file on disk are not read: the
+    safetensors written from them hold the file's bytes (the same file as from read weights), and
+    leaving the block reads them, so the model then equals the source."""
+    from xlayers.checkpoints import file_backed_weights
+
+    if not kernel_copies:
+        def refuse(*args, **kwargs):
+            raise OSError(38, "Function not implemented")
+
+        monkeypatch.setattr("os.copy_file_range", refuse)
+    model = _model()
+    model.save_weights(tmp_path / "m.weights.h5")
+    model.save_weights(tmp_path / "expected.safetensors", max_shard_size=300)
+    other = _model()
+    with torch.no_grad():
+        for parameter in other.parameters():
+            parameter.fill_(7.0)
+    with file_backed_weights() as backed:
+        other.load_weights(tmp_path / "m.weights.h5")
+        assert len(backed.pending) == len(list(other.parameters()))  # nothing was read
+        assert all(float(p.detach().flatten()[0]) == 7.0 for p in other.parameters())
+        other.save_weights(tmp_path / "got.safetensors", max_shard_size=300)
+    assert _same(model, other) and not backed.pending
+    expected = sorted(tmp_path.glob("expected*.safetensors"))
+    got = sorted(tmp_path.glob("got*.safetensors"))
+    assert len(got) == len(expected) > 1
+    assert all(a.read_bytes() == b.read_bytes() for a, b in zip(expected, got))
+
+
+def test_file_backed_weights_left_unread_by_forget_and_not_taken_from_a_zip(tmp_path):
+    from xlayers import from_keras, save_keras
+    from xlayers.checkpoints import file_backed_weights
+
+    model = _model()
+    save_keras(model, tmp_path / "m.keras")  # its weights file lies inside a zip: read as usual
+    with file_backed_weights() as backed:
+        again = from_keras(tmp_path / "m.keras")
+        assert not backed.pending
+    assert _same(model, again)
+    model.save_weights(tmp_path / "m.weights.h5")
+    other = _model()
+    with torch.no_grad():
+        for parameter in other.parameters():
+            parameter.fill_(7.0)
+    with file_backed_weights() as backed:
+        other.load_weights(tmp_path / "m.weights.h5")
+        backed.forget()
+    assert all(float(p.detach().flatten()[0]) == 7.0 for p in other.parameters())

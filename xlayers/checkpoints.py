@@ -35,7 +35,8 @@ from .errors import ArgumentError, FileFormatError, WeightNameError
 from .files import publish
 from .layer import Layer, WeightEntry
 
-__all__ = ["load_keras_shards", "load_safetensors", "load_weights", "reporting", "save_safetensors", "tracked"]
+__all__ = ["FileBackedWeights", "file_backed_weights", "load_keras_shards", "load_safetensors", "load_weights", "reporting",
+           "save_safetensors", "tracked"]
 
 _DTYPES = {
     torch.float64: "F64", torch.float32: "F32", torch.float16: "F16", torch.bfloat16: "BF16",
@@ -55,6 +56,83 @@ def reporting(callback: Callable[[str, int, int], Any]) -> Iterator[None]:
         yield
     finally:
         _REPORT.reset(token)
+
+
+class FileBackedWeights:
+    """Weights not yet read whose bytes a file holds as they are (see `file_backed_weights`):
+    ``{id(weight): (weight, file, offset)}``."""
+
+    def __init__(self) -> None:
+        self.pending: dict[int, tuple[torch.Tensor, str, int]] = {}
+
+    def defer(self, weight: torch.Tensor, file: str, offset: int) -> None:
+        self.pending[id(weight)] = (weight, file, offset)
+
+    def source(self, weight: torch.Tensor) -> tuple[str, int] | None:
+        """Where ``weight``'s bytes are, if it was not read yet."""
+        found = self.pending.get(id(weight))
+        return None if found is None or found[0] is not weight else found[1:]
+
+    def read_all(self) -> None:
+        """Read every weight still pending from its file."""
+        for weight, file, offset in tracked(list(self.pending.values()), lambda item: item[0], "read weights"):
+            view = memoryview(weight.detach().reshape(-1).view(torch.uint8).numpy())
+            with open(file, "rb") as f:
+                f.seek(offset)
+                if f.readinto(view) != len(view):
+                    raise FileFormatError(f"`{file}` is truncated: a weight's bytes end past its end.")
+        self.pending.clear()
+
+    def forget(self) -> None:
+        """Leave the pending weights unread (their model is not used again)."""
+        self.pending.clear()
+
+
+_BACKED: contextvars.ContextVar[FileBackedWeights | None] = contextvars.ContextVar("xlayers_backed", default=None)
+
+
+@contextlib.contextmanager
+def file_backed_weights() -> Iterator[FileBackedWeights]:
+    """Within it, a weight read from a file that holds its bytes as they are (a contiguous,
+    unfiltered HDF5 dataset of the weight's dtype, in a file on disk) is not read: it remembers
+    where its bytes are, and `save_safetensors` copies them from file to file in the kernel
+    (``copy_file_range``), as a file copy does. On leaving, every weight still pending is read,
+    unless ``forget()`` was called (the model is dropped): nothing outside sees an unread weight."""
+    backed = FileBackedWeights()
+    token = _BACKED.set(backed)
+    try:
+        yield backed
+    finally:
+        _BACKED.reset(token)
+    backed.read_all()
+
+
+def backed_weights() -> FileBackedWeights | None:
+    """The active `file_backed_weights` context's record, if any."""
+    return _BACKED.get()
+
+
+def _copy_range(source: str, offset: int, size: int, out: Any) -> None:
+    """Append ``size`` bytes of ``source`` from ``offset`` to the open file ``out``, in the kernel."""
+    out.flush()
+    with open(source, "rb") as f:
+        done = 0
+        try:
+            while done < size:
+                copied = os.copy_file_range(f.fileno(), out.fileno(), size - done, offset + done)
+                if copied == 0:
+                    raise FileFormatError(f"`{source}` is truncated: a weight's bytes end past its end.")
+                done += copied
+        except OSError:  # a file system or kernel without it: through user space
+            f.seek(offset + done)
+            out.seek(0, os.SEEK_END)
+            while done < size:
+                chunk = f.read(min(size - done, 1 << 24))
+                if not chunk:
+                    raise FileFormatError(f"`{source}` is truncated: a weight's bytes end past its end.") from None
+                out.write(chunk)
+                done += len(chunk)
+            out.flush()
 
 
 def tracked(items: Iterable[Any], tensor: Callable[[Any], torch.Tensor], what: str) -> Iterator[Any]:
@@ -105,7 +183,12 @@ def _write_file(path: Path, entries: list[WeightEntry], metadata: dict[str, str]
         with os.fdopen(handle, "wb") as out:
             out.write(struct.pack("<Q", len(encoded)))
             out.write(encoded)
+            backed = _BACKED.get()
             for entry in tracked(entries, _parameter, f"write {path.name}"):
+                source = backed.source(entry.parameter) if backed is not None else None
+                if source is not None:
+                    _copy_range(*source, _nbytes(entry.parameter), out)
+                    continue
                 tensor = entry.parameter.detach().cpu().contiguous()
                 out.write(memoryview(tensor.reshape(-1).view(torch.uint8).numpy()) if tensor.numel() else b"")
     except BaseException:

@@ -34,7 +34,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from .checkpoints import reporting
+from .checkpoints import file_backed_weights, reporting
 from .errors import ArgumentError
 from .layer import Layer, _leaves
 from .tolerance import Comparison, NoiseComparison, compare, compare_with_noise
@@ -316,31 +316,36 @@ def port(source: str | Path, target: str | Path, *, verify: bool = True, max_sha
     if not folder.is_dir() or not os.access(folder, os.W_OK | os.X_OK):
         raise ArgumentError(f"OUT's folder `{folder}` {'is not writable' if folder.is_dir() else 'does not exist'}. Received: {target}.")
     started = time.perf_counter()
-    with reporting(ProgressBar()):
-        model = from_keras(source)
-    layers = [m for m in model.modules() if isinstance(m, Layer)][1:]
-    weights = list(model.walk_weights())
-    parameters = sum(e.parameter.numel() for e in weights)
-    size = sum(e.parameter.numel() * e.parameter.element_size() for e in weights)
-    classes = ", ".join(f"{count} {name}" for name, count in Counter(type(m).__name__ for m in layers).most_common())
-    print_fn(f"read {source}: {len(layers)} layers ({classes}), {len(weights)} weights, {parameters:,} parameters "
-             f"({size / 1e6:.1f} MB), in {time.perf_counter() - started:.2f} s")
-    left_out = skipped(source)
-    print_fn("skipped: " + ("nothing" if not left_out else "".join(f"\n  - {item}" for item in left_out)))
-    inputs = random_batch(model) if verify or str(target).endswith(".onnx") else []
     name = str(target)
-    if name.endswith(".keras"):
+    # to safetensors, weights stored as they are in the source file are copied file to file,
+    # unread (read afterwards only if the model is verified)
+    with file_backed_weights() if name.endswith(".safetensors") else contextlib.nullcontext() as backed:
         with reporting(ProgressBar()):
-            save_keras(model, target)
-    elif name.endswith((".safetensors", ".weights.h5")):
-        with reporting(ProgressBar()):
-            model.save_weights(target, **({"max_shard_size": max_shard_size} if name.endswith(".safetensors") else {}))
-    else:
-        from .onnx import export
+            model = from_keras(source)
+        layers = [m for m in model.modules() if isinstance(m, Layer)][1:]
+        weights = list(model.walk_weights())
+        parameters = sum(e.parameter.numel() for e in weights)
+        size = sum(e.parameter.numel() * e.parameter.element_size() for e in weights)
+        classes = ", ".join(f"{count} {kind}" for kind, count in Counter(type(m).__name__ for m in layers).most_common())
+        print_fn(f"read {source}: {len(layers)} layers ({classes}), {len(weights)} weights, {parameters:,} parameters "
+                 f"({size / 1e6:.1f} MB), in {time.perf_counter() - started:.2f} s")
+        left_out = skipped(source)
+        print_fn("skipped: " + ("nothing" if not left_out else "".join(f"\n  - {item}" for item in left_out)))
+        inputs = random_batch(model) if verify or name.endswith(".onnx") else []
+        if name.endswith(".keras"):
+            with reporting(ProgressBar()):
+                save_keras(model, target)
+        elif name.endswith((".safetensors", ".weights.h5")):
+            with reporting(ProgressBar()):
+                model.save_weights(target, **({"max_shard_size": max_shard_size} if name.endswith(".safetensors") else {}))
+        else:
+            from .onnx import export
 
-        export(model, inputs if len(inputs) > 1 else inputs[0], target, verify=verify, verbose=False)
-        if verify:
-            print_fn("verify: the ONNX graph agrees with torch in onnxruntime (within tolerance)")
+            export(model, inputs if len(inputs) > 1 else inputs[0], target, verify=verify, verbose=False)
+            if verify:
+                print_fn("verify: the ONNX graph agrees with torch in onnxruntime (within tolerance)")
+        if backed is not None and not verify:
+            backed.forget()
     print_fn(f"wrote {target} in {time.perf_counter() - started:.2f} s")
     if not verify:
         return True

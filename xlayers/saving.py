@@ -31,7 +31,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from .checkpoints import tracked
+from .checkpoints import backed_weights, tracked
 from .errors import ArgumentError, ArgumentTypeError, FileFormatError, WeightNameError
 from .files import publish
 from .keras2 import is_keras2_config, normalize
@@ -99,7 +99,10 @@ def load_weights_h5(model: Layer, h5: Any) -> None:
 
 def _fill(plan: list[tuple[torch.Tensor, Any]]) -> None:
     """Read each (checked) HDF5 dataset into its weight: in place when the dtypes agree and
-    the weight is a contiguous CPU tensor, so no second copy of the weights is ever held."""
+    the weight is a contiguous CPU tensor, so no second copy of the weights is ever held. Within
+    `xlayers.checkpoints.file_backed_weights`, a dataset stored as the weight's bytes in a file on
+    disk is not read: the weight records where they are."""
+    backed = backed_weights()
     with torch.no_grad():
         for parameter, dataset in tracked(plan, lambda item: item[0], "read weights"):
             target = parameter.detach()
@@ -107,9 +110,21 @@ def _fill(plan: list[tuple[torch.Tensor, Any]]) -> None:
                 continue
             if target.device.type == "cpu" and target.is_contiguous() and target.dtype != torch.bfloat16 \
                     and dataset.dtype == target.numpy().dtype:
+                offset = _byte_offset(dataset) if backed is not None else None
+                if offset is not None:
+                    backed.defer(parameter, dataset.file.filename, offset)
+                    continue
                 dataset.read_direct(target.numpy())
             else:
                 target.copy_(torch.from_numpy(np.ascontiguousarray(_read_dataset(dataset))).to(target.dtype))
+
+
+def _byte_offset(dataset: Any) -> int | None:
+    """Where a dataset's bytes start in its file, when they lie there as they are: a contiguous,
+    unfiltered little-endian dataset of a file on disk (not one read from memory or a zip)."""
+    if dataset.file.driver != "sec2" or dataset.chunks is not None or dataset.dtype.byteorder == ">":
+        return None
+    return dataset.id.get_offset()
 
 
 def _read_dataset(dataset: Any) -> np.ndarray:
