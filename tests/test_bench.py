@@ -22,7 +22,9 @@ def test_quick_run_reports_times_ratios_flops_and_agreement(tmp_path, capsys):
     assert main(["bench", *QUICK, "--candidates", "xlayers,native", "--out", str(tmp_path)]) == 0
     report = json.loads((tmp_path / "bench.json").read_text())
     assert (tmp_path / "bench.md").read_text().startswith("| case | pass | xlayers ms | native ms | xlayers/native")
-    assert "| dense-32x784-128-relu | train |" in capsys.readouterr().out
+    printed = capsys.readouterr()
+    assert "| dense-32x784-128-relu | train |" in printed.out
+    assert "bench: Torch 2/2 conv2d-16x28x28x3-32-3x3-valid" in printed.err  # the workers' progress, passed on
     assert report["frameworks"]["torch"]["threads"] == 1 and report["frameworks"]["torch"]["peak_gflops"] > 0
     assert set(report["cases"]) == {case.name for case in bench.select(bench.QUICK_CASES)}
     for case in report["cases"].values():

@@ -51,6 +51,7 @@ CANDIDATES = tuple(name for names in FRAMEWORKS.values() for name in names)
 PASSES = ("forward", "train")
 LARGE_FLOPS = 1e8  # a case is "large" (GFLOP/s reported in the table) from this many forward FLOPs
 RSS_METHOD = "peak RSS during one step minus RSS before it (sampled every 0.5 ms, after malloc_trim)"
+PROGRESS = "bench: "  # a worker's progress lines on stderr, which the parent passes on
 SAMPLE = 1 << 16  # output elements kept per candidate for the agreement check
 # torchvision 0.28.0 is the release for torch 2.13.0; PyPI's wheel is a CUDA build (checked with
 # `pip download --no-deps torchvision==0.28.0`): beside the CPU torch its import fails.
@@ -511,7 +512,9 @@ class Worker:
     def run(self, cases: list[Case], candidates: list[str]) -> dict[str, Any]:
         self.results["peak_gflops"] = self.peak_gflops()
         self.results["cases"] = {}
-        for case in cases:
+        for number, case in enumerate(cases, 1):
+            print(f"{PROGRESS}{type(self).__name__.removesuffix('Worker')} {number}/{len(cases)} {case.name}",
+                  file=sys.stderr, flush=True)
             entry: dict[str, Any] = {}
             try:
                 fns = self.candidates(case, candidates)
@@ -825,13 +828,27 @@ def _spawn(worker: str, args: argparse.Namespace, directory: Path, cases: list[C
     command = [sys.executable, "-m", "xlayers.bench", "--worker", worker, "--dir", str(directory),
                "--cases", ",".join(case.name for case in cases), "--candidates", ",".join(candidates),
                "--threads", str(args.threads), "--device", args.device] + (["--quick"] if args.quick else [])
-    done = subprocess.run(command, capture_output=True, text=True, env=env, check=False)
-    lines = done.stdout.strip().splitlines()
+    last: list[str] = []
+    with tempfile.TemporaryFile("w+") as out:  # a file, not a pipe: the JSON may outgrow a pipe's buffer
+        process = subprocess.Popen(command, stdout=out, stderr=subprocess.PIPE, text=True, env=env)
+        try:
+            for line in process.stderr:  # progress on to our stderr; the rest kept for a failure's message
+                if line.startswith(PROGRESS):
+                    print(line.rstrip(), file=sys.stderr, flush=True)
+                elif line.strip():
+                    last[:] = [*last[-19:], line.rstrip()]
+            returncode = process.wait()
+        finally:
+            if process.poll() is None:  # interrupted: no worker outlives the parent
+                process.kill()
+                process.wait()
+        out.seek(0)
+        lines = out.read().strip().splitlines()
     try:
         return json.loads(lines[-1])
     except (IndexError, json.JSONDecodeError):
-        tail = (done.stderr.strip().splitlines() or ["no output"])[-1]
-        return {"unavailable": f"{worker} worker failed (exit {done.returncode}): {tail[:300]}"}
+        tail = (last or ["no output"])[-1]
+        return {"unavailable": f"{worker} worker failed (exit {returncode}): {tail[:300]}"}
 
 
 def _ratio(results: dict[str, Any], a: str, b: str) -> float | None:

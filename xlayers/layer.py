@@ -809,6 +809,12 @@ class Layer(nn.Module, metaclass=_LayerMeta):
     # -- gate-split views (LSTM's kernel_i, ...) -------------------------------------------
 
     def __getattr__(self, name: str) -> Any:
+        parameters = self.__dict__.get("_parameters")
+        if parameters is not None and name in parameters:  # the hot path: a weight read in `call`
+            value = parameters[name]
+            if self.__dict__.get("_autocasting") and value is not None and value.is_floating_point():
+                return value.to(self._compute_dtype)
+            return value
         try:
             value = super().__getattr__(name)
         except AttributeError:
