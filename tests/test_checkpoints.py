@@ -246,6 +246,15 @@ def test_sharded_safetensors_appear_all_or_none(tmp_path, monkeypatch):
     assert len(before) > 2 and {p.name: p.read_bytes() for p in tmp_path.iterdir()} == before  # the old set, whole
 
 
+def _sevens() -> Model:
+    """`_model`'s architecture with every weight 7.0: a weight still 7.0 was not read."""
+    model = _model()
+    with torch.no_grad():
+        for parameter in model.parameters():
+            parameter.fill_(7.0)
+    return model
+
+
 @pytest.mark.parametrize("kernel_copies", [True, False], ids=["copy_file_range", "through-user-space"])
 def test_file_backed_weights_are_copied_file_to_file_and_read_on_leaving(tmp_path, monkeypatch, kernel_copies):
     """Within `file_backed_weights`, weights loaded from an HDF5 file on disk are not read: the
@@ -261,10 +270,7 @@ def test_file_backed_weights_are_copied_file_to_file_and_read_on_leaving(tmp_pat
     model = _model()
     model.save_weights(tmp_path / "m.weights.h5")
     model.save_weights(tmp_path / "expected.safetensors", max_shard_size=300)
-    other = _model()
-    with torch.no_grad():
-        for parameter in other.parameters():
-            parameter.fill_(7.0)
+    other = _sevens()
     with file_backed_weights() as backed:
         other.load_weights(tmp_path / "m.weights.h5")
         assert len(backed.pending) == len(list(other.parameters()))  # nothing was read
@@ -288,10 +294,7 @@ def test_file_backed_weights_left_unread_by_forget_and_not_taken_from_a_zip(tmp_
         assert not backed.pending
     assert _same(model, again)
     model.save_weights(tmp_path / "m.weights.h5")
-    other = _model()
-    with torch.no_grad():
-        for parameter in other.parameters():
-            parameter.fill_(7.0)
+    other = _sevens()
     with file_backed_weights() as backed:
         other.load_weights(tmp_path / "m.weights.h5")
         backed.forget()
