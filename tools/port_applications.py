@@ -158,15 +158,18 @@ def _named_vars(h5: Any) -> dict[str, list[np.ndarray]]:
 
 
 def _legacy_vars(h5: Any) -> dict[str, list[np.ndarray]]:
-    from xlayers.saving import _attribute_list
-
     """A legacy ``.h5`` file's weights by the layer that owns them (the part of each weight name
     before the variable's: a nested model's group holds its inner layers' weights), in order."""
+    from xlayers.saving import _attribute_list
+
     group = h5.get("model_weights", h5)
     found: dict[str, list[np.ndarray]] = {}
     for layer in _attribute_list(group, "layer_names"):
         for weight in _attribute_list(group[layer], "weight_names"):
-            inner = weight.removeprefix(f"{layer}/").rpartition("/")[0]  # layer names may hold '/'
+            if weight.startswith(f"{layer}/"):
+                inner = weight.removeprefix(f"{layer}/").rpartition("/")[0]  # layer names may hold '/'
+            else:  # a weight named under Keras 3's name scopes (NASNet's `normal_A_block_0/.../adjust_bn_0/gamma`)
+                inner = weight.rpartition("/")[0].rpartition("/")[2]
             found.setdefault(inner or layer, []).append(group[layer][weight][()])
     return found
 
