@@ -67,3 +67,20 @@ def test_unknown_candidate_or_case_is_refused(tmp_path):
         main(["bench", "--candidates", "xlayers,jax", "--out", str(tmp_path)])
     with pytest.raises(SystemExit, match="no case matches"):
         main(["bench", "--cases", "nothing-*", "--out", str(tmp_path)])
+
+
+def test_reuse_fills_the_candidates_left_out_and_recomputes_the_ratios(tmp_path):
+    earlier = {"device": "cpu", "threads": 1, "frameworks": {"keras-tf": {"peak_gflops": 1.0}},
+               "cases": {"c": {"passes": {"forward": {"xlayers": {"median_ms": 9.0}, "keras-tf": {"median_ms": 3.0}}},
+                               "agreement": {"keras-tf": {"passed": True}}}}}
+    report = {"device": "cpu", "threads": 1, "frameworks": {"torch": {}}, "notes": [],
+              "cases": {"c": {"passes": {"forward": {"xlayers": {"median_ms": 2.0}, "native": {"median_ms": 1.0}}},
+                              "agreement": {"native": {"passed": True}}}}}
+    bench.reuse(report, earlier, "old.json")
+    case = report["cases"]["c"]
+    assert case["passes"]["forward"]["keras-tf"] == {"median_ms": 3.0, "reused": True}
+    assert case["passes"]["forward"]["xlayers"] == {"median_ms": 2.0}  # this run's own time stays
+    assert case["ratios"]["forward"] == {"xlayers/native": 2.0, "xlayers/keras-tf": pytest.approx(2 / 3)}
+    assert case["agreement"]["keras-tf"] == {"passed": True} and report["frameworks"]["keras-tf"]["reused_from"] == "old.json"
+    with pytest.raises(SystemExit, match="not comparable"):
+        bench.reuse(report, {**earlier, "threads": 2}, "old.json")

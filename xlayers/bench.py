@@ -929,6 +929,31 @@ def _merge(case: Case, frameworks: dict[str, Any], wanted: list[str], directory:
     return entry
 
 
+def reuse(report: dict[str, Any], earlier: dict[str, Any], source: str) -> None:
+    """Fill ``report`` with the candidates it did not run from ``earlier`` (an earlier report of the
+    same cases, same seeded weights and inputs, from ``source``), marked ``reused``, and recompute
+    the ratios: rerunning one framework keeps the others' quiet measurements."""
+    if (earlier.get("device"), earlier.get("threads")) != (report["device"], report["threads"]):
+        raise SystemExit(f"xlayers bench: {source} was measured on {earlier.get('device')} with {earlier.get('threads')} "
+                         f"threads, this run on {report['device']} with {report['threads']}: not comparable")
+    for worker, details in earlier.get("frameworks", {}).items():
+        if worker not in report["frameworks"]:
+            report["frameworks"][worker] = {**details, "reused_from": source}
+    for case_name, case in report["cases"].items():
+        before = earlier.get("cases", {}).get(case_name)
+        if before is None:
+            continue
+        for pass_name, results in case["passes"].items():
+            for name, cell in before["passes"].get(pass_name, {}).items():
+                if name not in results:
+                    results[name] = {**cell, "reused": True}
+            case.setdefault("ratios", {})[pass_name] = {
+                f"xlayers/{name}": _ratio(results, "xlayers", name) for name in results if name != "xlayers"}
+        for name, agreement in before.get("agreement", {}).items():
+            case["agreement"].setdefault(name, agreement)
+    report["notes"].append(f"cells marked reused come from {source}")
+
+
 def _cell(result: dict[str, Any]) -> str:
     if "median_ms" not in result:
         return "n/a" if result.get("error", "").startswith("n/a") else "error"
@@ -997,11 +1022,15 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--threads", type=int, default=2, help="intra-op threads in every framework")
     parser.add_argument("--out", default="out", help="directory for bench.json and bench.md")
     parser.add_argument("--quick", action="store_true", help="a short smoke run (one warm-up call, few repeats)")
+    parser.add_argument("--reuse", metavar="BENCH_JSON",
+                        help="take the candidates this run leaves out from an earlier bench.json of the same cases")
 
 
 def run(args: argparse.Namespace) -> int:
     """The parent: run the workers, print the table and write ``bench.json`` and ``bench.md`` into ``--out``."""
     report = collect(args)
+    if args.reuse:
+        reuse(report, json.loads(Path(args.reuse).read_text()), args.reuse)
     text = table(report) + "\n\n" + footnotes(report) + "\n"
     print(text)
     out = Path(args.out)
