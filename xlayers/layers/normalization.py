@@ -181,6 +181,28 @@ def batch_norm_training(view: torch.Tensor, gamma: torch.Tensor | None, beta: to
     return outputs, mean.detach().to(view.dtype), variance
 
 
+class _DenseGradient(torch.autograd.Function):
+    """The identity, whose incoming gradient is made dense before it flows on."""
+
+    @staticmethod
+    def forward(ctx: Any, x: torch.Tensor) -> torch.Tensor:
+        return x.view_as(x)
+
+    @staticmethod
+    def backward(ctx: Any, grad: torch.Tensor) -> torch.Tensor:
+        return grad.contiguous()
+
+
+def dense_gradient(x: torch.Tensor) -> torch.Tensor:
+    """``x``, with its gradient made contiguous on the way back. torch's CPU batch-norm backward
+    takes a slow path for a broadcast (stride-0) gradient, as ``output.sum()`` or ``mean()`` gives:
+    measured on 32x56x56x64 channels-last, 275 ms against 24 ms for a contiguous one (32 ms with
+    this copy). Under ``torch.compile`` the kernel is not used (inductor writes its own): ``x`` as it is."""
+    if torch.compiler.is_compiling() or not (x.requires_grad and torch.is_grad_enabled()):
+        return x
+    return _DenseGradient.apply(x)
+
+
 def update_moving(moving: torch.Tensor, batch: torch.Tensor, momentum: float) -> None:
     """Keras's moving average, in place: ``moving = moving * momentum + batch * (1 - momentum)``."""
     moving.copy_(moving * momentum + batch.to(moving.dtype) * (1.0 - momentum))
@@ -422,7 +444,7 @@ class BatchNormalization(_AffineNormalization):
             mean, variance = view.detach().reshape(-1), zero.reshape(-1)
         with torch.no_grad():
             self._update(mean, variance)
-        return back(outputs)
+        return dense_gradient(back(outputs))
 
     def _masked_training(self, inputs: torch.Tensor, mask: torch.Tensor, gamma: torch.Tensor | None,
                          beta: torch.Tensor | None) -> torch.Tensor:
