@@ -267,7 +267,8 @@ def table(results: list[dict[str, Any]], writers: tuple[str, ...], formats: tupl
     lines.append("Each cell: port seconds (`xlayers port` to `.keras`); the greatest absolute error of the logits "
                  "against the writer's own outputs, with the worst element's share of one operation's bound; that "
                  "error measured against the writer run in float64 on the same weights, as a multiple of the writer's "
-                 "own float32 error (the whole-model rule passes up to 4x; **FAIL** where neither holds); each "
+                 "own float32 error (the whole-model rule allows 4x plus one operation's absolute term; **FAIL** where "
+                 "neither rule holds); each "
                  "ported layer fed the writer's own inputs to it (the worst layer's share of its bound); and the "
                  "round trip (every weight of the written `.keras` bit-exact against the source file).")
     return "\n".join(lines)
