@@ -280,3 +280,20 @@ def test_a_custom_layer_without_custom_objects_is_named(built):
     reader names it rather than guessing."""
     with pytest.raises(xlayers.errors.ArgumentError, match=r"Received: class_name='xlayers_tests>Scale'"):
         xlayers.from_keras(built("tf_keras", "custom").paths[".h5"])
+
+
+@pytest.mark.parametrize("name", MODELS)
+@pytest.mark.parametrize("framework", FRAMEWORKS)
+def test_every_measure_of_the_verification_holds(built, framework, name):
+    """What `xlayers port` measures when one operation's bound fails end to end, computed here
+    every time: Keras rebuilt in float64 (masks, integer inputs, custom layers) and the
+    whole-model rule; each layer fed Keras's own inputs runs too (a diagnosis: a masked layer is
+    fed without its mask, so its share of the bound is not asserted)."""
+    from xlayers.port import verify_against_keras
+
+    model_ = built(framework, name)
+    ported = _read(model_.paths[".keras"])
+    verification = verify_against_keras(ported, _module(framework), model_.keras_model, model_.inputs, always=True)
+    assert verification.passed and not verification.note, verification.lines()
+    assert verification.noise and all(c.passed and c.noise > 0 for c in verification.noise), verification.lines()
+    assert verification.layers is not None and verification.layers[2] > 0, verification.lines()

@@ -35,8 +35,8 @@ import numpy as np
 import torch
 
 from .checkpoints import file_backed_weights, reporting
-from .errors import ArgumentError
-from .layer import Layer, _leaves
+from .errors import ArgumentError, InputShapeError
+from .layer import InputSpec, Layer, _leaves
 from .tolerance import Comparison, NoiseComparison, compare, compare_with_noise
 
 __all__ = ["ProgressBar", "Verification", "add_arguments", "keras_float64", "layer_probe", "layerwise", "port", "random_batch",
@@ -285,17 +285,25 @@ def layer_probe(keras: Any, twin: Any, inputs: Any) -> list[tuple[str, Any, np.n
 def layerwise(model: Layer, probes: list[tuple[str, Any, np.ndarray]]) -> tuple[float, str, int]:
     """Each layer of ``model`` fed Keras's inputs to it (from :func:`layer_probe`) and compared
     with Keras's output under the tolerance policy: the worst share of its bound, that layer's
-    name, and how many layers were compared (Keras 2's ``TFOpLambda`` layers are operations in
-    xlayers, not layers: not counted)."""
+    name, and how many layers were compared. Not counted: Keras 2's ``TFOpLambda`` layers
+    (operations in xlayers, not layers), layers whose Keras inputs hold a mask beside the tensor,
+    and layers that ``layer.input`` cannot feed (MultiHeadAttention's key and value are not in
+    it). A layer Keras called with a mask is fed without it: this measure is a diagnosis for
+    unmasked networks, not a verdict."""
     worst, where, count = 0.0, "", 0
     for name, given, output in probes:
         try:
             layer = model.get_layer(name)
         except (ValueError, KeyError):
             continue
+        if isinstance(given, list) and isinstance(layer.input_spec, InputSpec):  # one input and its mask
+            continue
         feed = [torch.from_numpy(a) for a in given] if isinstance(given, list) else torch.from_numpy(given)
-        with torch.no_grad():
-            ours = layer(feed)
+        try:
+            with torch.no_grad():
+                ours = layer(feed)
+        except InputShapeError:
+            continue
         comparison = compare(np.asarray(ours), output, "float32", "cpu")
         count += 1
         if comparison.bound_fraction >= worst:
