@@ -816,7 +816,7 @@ class Layer(nn.Module, metaclass=_LayerMeta):
                 return value.to(self._compute_dtype)
             return value
         try:
-            value = super().__getattr__(name)
+            return super().__getattr__(name)  # buffers and sub-layers
         except AttributeError:
             views = type(self)._gate_views
             if name in views:
@@ -824,9 +824,6 @@ class Layer(nn.Module, metaclass=_LayerMeta):
                 self._require_built(name)
                 return weight.gate_slice(getattr(self, weight.name), index)
             raise
-        if self.__dict__.get("_autocasting") and name in self._parameters and value.is_floating_point():
-            return value.to(self._compute_dtype)
-        return value
 
     def __setattr__(self, name: str, value: Any) -> None:
         """Assigning a gate view (``lstm.kernel_i = value``) writes through into the fused
